@@ -1,0 +1,100 @@
+//! Storage errors.
+//!
+//! An error names what went wrong in terms an operator can act on: which limit a key broke,
+//! which file is corrupt, that the disk is full. [`Error::is_fatal`] separates errors after
+//! which the engine must not be written again (a failed sync may have lost data that the
+//! page cache had already dropped) from errors that reject one request and change nothing.
+
+use std::path::PathBuf;
+
+/// An error from the storage engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key is empty; the engine stores only non-empty keys. Nothing was written.
+    #[error("empty key: the storage engine does not store empty keys")]
+    EmptyKey,
+    /// A key is longer than the engine accepts. Nothing was written.
+    #[error("key of {len} bytes is larger than the limit of {max} bytes")]
+    KeyTooLarge { len: usize, max: usize },
+    /// A value is longer than the engine accepts. Nothing was written.
+    #[error("value of {len} bytes is larger than the limit of {max} bytes")]
+    ValueTooLarge { len: usize, max: usize },
+    /// The disk has no space left.
+    #[error("disk full: no space left on device during {op}")]
+    DiskFull { op: &'static str },
+    /// Another I/O error.
+    #[error("I/O error during {op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data failed a checksum or could not be decoded.
+    #[error("corrupt store: {detail}")]
+    Corruption { detail: String },
+    /// The store was written by a newer version of Tessera.
+    #[error(
+        "store at {path} has format version {found}, newer than the {supported} this binary \
+         supports; upgrade the binary"
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// The directory holds something other than a Tessera store.
+    #[error("{path} is not a Tessera store: {detail}")]
+    NotAStore { path: PathBuf, detail: String },
+    /// Another process has the store open.
+    #[error("store at {path} is locked by another process")]
+    Locked { path: PathBuf },
+    /// An earlier write or sync failed, so the engine refuses further writes: what the disk
+    /// holds can no longer be trusted to match what was acknowledged. Restart to recover.
+    #[error("storage engine refuses writes after an earlier failure ({cause}); restart the node")]
+    Poisoned { cause: String },
+}
+
+impl Error {
+    /// Returns true if the engine must not be written again after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::DiskFull { .. }
+                | Error::Io { .. }
+                | Error::Corruption { .. }
+                | Error::Poisoned { .. }
+        )
+    }
+
+    /// Classifies an I/O error, recognising a full disk.
+    pub fn io(op: &'static str, source: std::io::Error) -> Error {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            Error::DiskFull { op }
+        } else {
+            Error::Io { op, source }
+        }
+    }
+
+    /// Translates an error of the fjall engine.
+    pub(crate) fn from_fjall(op: &'static str, e: fjall::Error) -> Error {
+        match e {
+            fjall::Error::Io(source) => Error::io(op, source),
+            fjall::Error::Storage(fjall::LsmError::Io(source)) => Error::io(op, source),
+            fjall::Error::Storage(inner) => Error::Corruption {
+                detail: format!("data file during {op}: {inner:?}"),
+            },
+            fjall::Error::JournalRecovery(inner) => Error::Corruption {
+                detail: format!("journal during {op}: {inner:?}"),
+            },
+            fjall::Error::Poisoned => Error::Poisoned {
+                cause: "an earlier journal write or flush failed".to_string(),
+            },
+            other => Error::Corruption {
+                detail: format!("during {op}: {other:?}"),
+            },
+        }
+    }
+}
+
+/// The result of a storage operation.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,244 @@
+//! Group commit: concurrent writers share one fsync.
+//!
+//! ```text
+//!  writer A ─ write ─┐ ticket 1 ─ wait ─────────────┐ durable
+//!  writer B ─ write ─┤ ticket 2 ─ wait ─────────────┤ durable
+//!  writer C ─ write ─┘ ticket 3 ─ wait ─────────────┘ durable
+//!                      syncer:  target = 3 ─ fsync ─ synced = 3 ─ wake all
+//! ```
+//!
+//! A writer applies its batch to the engine (visible, not yet durable), then takes a
+//! ticket from a counter it increments *after* the write returned. The syncer thread reads
+//! the counter, syncs, and publishes the value it read as `synced`: every ticket at or below
+//! it belongs to a write that finished before the fsync began, so it is durable. While one
+//! fsync runs, more writers arrive and the next fsync covers all of them, so the number of
+//! fsyncs per second stays near the disk's limit while commits per second grow with the
+//! number of writers.
+//!
+//! Waiting is blocking ([`GroupCommit::wait`]) or async ([`GroupCommit::wait_async`]),
+//! so both threads and async tasks can commit without a runtime-specific dependency here.
+//!
+//! A failed sync poisons the group: every waiting and later writer gets the error, because
+//! after a failed fsync the kernel may have dropped dirty pages and nothing written since
+//! the last good sync can be trusted.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use event_listener::{Event, Listener};
+
+use crate::engine::{Engine, WriteBatch};
+use crate::error::{Error, Result};
+
+/// A position in the order of writes; durable once the syncer has passed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// Counters of a group commit, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Writes that asked for durability.
+    pub writes: u64,
+    /// Syncs performed.
+    pub syncs: u64,
+}
+
+struct Shared {
+    written: AtomicU64,
+    synced: AtomicU64,
+    syncs: AtomicU64,
+    poisoned: Mutex<Option<String>>,
+    is_poisoned: AtomicBool,
+    shutdown: AtomicBool,
+    /// Notified when `written` grows or on shutdown.
+    work: Event,
+    /// Notified when `synced` grows or the group is poisoned.
+    done: Event,
+}
+
+impl Shared {
+    fn poison_error(&self) -> Error {
+        let cause = self
+            .poisoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "a sync failed".to_string());
+        Error::Poisoned { cause }
+    }
+
+    fn check(&self, ticket: Ticket) -> Option<Result<()>> {
+        if self.synced.load(Ordering::Acquire) >= ticket.0 {
+            return Some(Ok(()));
+        }
+        if self.is_poisoned.load(Ordering::Acquire) {
+            return Some(Err(self.poison_error()));
+        }
+        None
+    }
+}
+
+/// Makes writes to an engine durable, sharing fsyncs between concurrent writers.
+pub struct GroupCommit<E: Engine> {
+    engine: Arc<E>,
+    shared: Arc<Shared>,
+    syncer: Option<JoinHandle<()>>,
+}
+
+impl<E: Engine> GroupCommit<E> {
+    /// Starts a syncer thread for `engine`.
+    pub fn new(engine: Arc<E>) -> GroupCommit<E> {
+        let shared = Arc::new(Shared {
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            work: Event::new(),
+            done: Event::new(),
+        });
+        let syncer = {
+            let (engine, shared) = (engine.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("tessera-sync".into())
+                .spawn(move || run_syncer(&*engine, &shared))
+                .expect("spawning the sync thread")
+        };
+        GroupCommit {
+            engine,
+            shared,
+            syncer: Some(syncer),
+        }
+    }
+
+    /// Returns the engine.
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
+    /// Applies a batch (visible at once) and returns the ticket to wait on for durability.
+    pub fn write(&self, batch: &WriteBatch) -> Result<Ticket> {
+        if self.shared.is_poisoned.load(Ordering::Acquire) {
+            return Err(self.shared.poison_error());
+        }
+        self.engine.write(batch).inspect_err(|e| {
+            if e.is_fatal() {
+                self.poison(e);
+            }
+        })?;
+        Ok(self.ticket())
+    }
+
+    /// Returns a ticket covering every write visible so far, for a caller that needs what
+    /// it has read to be durable: the covering sync starts after this call.
+    pub fn ticket(&self) -> Ticket {
+        let t = Ticket(self.shared.written.fetch_add(1, Ordering::AcqRel) + 1);
+        self.shared.work.notify(1);
+        t
+    }
+
+    /// Blocks until the ticket is durable.
+    pub fn wait(&self, ticket: Ticket) -> Result<()> {
+        loop {
+            if let Some(r) = self.shared.check(ticket) {
+                return r;
+            }
+            let listener = self.shared.done.listen();
+            if let Some(r) = self.shared.check(ticket) {
+                return r;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Waits, without blocking a thread, until the ticket is durable.
+    pub async fn wait_async(&self, ticket: Ticket) -> Result<()> {
+        loop {
+            if let Some(r) = self.shared.check(ticket) {
+                return r;
+            }
+            let listener = self.shared.done.listen();
+            if let Some(r) = self.shared.check(ticket) {
+                return r;
+            }
+            listener.await;
+        }
+    }
+
+    /// Applies a batch and blocks until it is durable.
+    pub fn commit(&self, batch: &WriteBatch) -> Result<()> {
+        let t = self.write(batch)?;
+        self.wait(t)
+    }
+
+    /// Applies a batch and waits, without blocking a thread, until it is durable.
+    pub async fn commit_async(&self, batch: &WriteBatch) -> Result<()> {
+        let t = self.write(batch)?;
+        self.wait_async(t).await
+    }
+
+    /// Returns the counters.
+    pub fn stats(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            writes: self.shared.written.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn poison(&self, e: &Error) {
+        poison(&self.shared, e);
+    }
+}
+
+fn poison(shared: &Shared, e: &Error) {
+    let mut p = shared.poisoned.lock().unwrap_or_else(|e| e.into_inner());
+    if p.is_none() {
+        tracing::error!(error = %e, "storage failed; refusing further writes");
+        *p = Some(e.to_string());
+    }
+    shared.is_poisoned.store(true, Ordering::Release);
+    shared.done.notify(usize::MAX);
+}
+
+impl<E: Engine> Drop for GroupCommit<E> {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.work.notify(usize::MAX);
+        if let Some(t) = self.syncer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_syncer<E: Engine>(engine: &E, shared: &Shared) {
+    let mut synced = 0;
+    loop {
+        let target = shared.written.load(Ordering::Acquire);
+        if target == synced {
+            if shared.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            let listener = shared.work.listen();
+            if shared.written.load(Ordering::Acquire) == synced
+                && !shared.shutdown.load(Ordering::Acquire)
+            {
+                listener.wait();
+            }
+            continue;
+        }
+        match engine.sync() {
+            Ok(()) => {
+                synced = target;
+                shared.syncs.fetch_add(1, Ordering::Relaxed);
+                shared.synced.store(target, Ordering::Release);
+                shared.done.notify(usize::MAX);
+            }
+            Err(e) => {
+                poison(shared, &e);
+                return;
+            }
+        }
+    }
+}
