@@ -75,23 +75,33 @@ impl Error {
         }
     }
 
-    /// Translates an error of the fjall engine.
-    pub(crate) fn from_fjall(op: &'static str, e: fjall::Error) -> Error {
+    /// Translates an error of the fjall engine met during `op` on the store at `path`.
+    pub(crate) fn from_fjall(op: &'static str, path: &std::path::Path, e: fjall::Error) -> Error {
+        use fjall::LsmError;
+        let corrupt = |what: String| Error::Corruption {
+            detail: format!("{what} (during {op}, store {})", path.display()),
+        };
         match e {
-            fjall::Error::Io(source) => Error::io(op, source),
-            fjall::Error::Storage(fjall::LsmError::Io(source)) => Error::io(op, source),
-            fjall::Error::Storage(inner) => Error::Corruption {
-                detail: format!("data file during {op}: {inner:?}"),
-            },
-            fjall::Error::JournalRecovery(inner) => Error::Corruption {
-                detail: format!("journal during {op}: {inner:?}"),
-            },
+            fjall::Error::Io(source) | fjall::Error::Storage(LsmError::Io(source)) => {
+                Error::io(op, source)
+            }
+            fjall::Error::Storage(LsmError::ChecksumMismatch { .. }) => {
+                corrupt("a data block failed its checksum".to_string())
+            }
+            fjall::Error::Storage(LsmError::Unrecoverable) => {
+                corrupt("a table file is missing, truncated or unreadable".to_string())
+            }
+            fjall::Error::Storage(inner) => corrupt(format!("a data file is damaged: {inner:?}")),
+            fjall::Error::JournalRecovery(inner) => {
+                corrupt(format!("a journal record is damaged: {inner:?}"))
+            }
+            fjall::Error::InvalidVersion(v) => corrupt(format!(
+                "the data directory has an unknown format version {v:?}"
+            )),
             fjall::Error::Poisoned => Error::Poisoned {
                 cause: "an earlier journal write or flush failed".to_string(),
             },
-            other => Error::Corruption {
-                detail: format!("during {op}: {other:?}"),
-            },
+            other => corrupt(format!("{other:?}")),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! journal (a crash mid-write, never acknowledged) is dropped by fjall's recovery.
 
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use fjall::Readable;
@@ -49,7 +49,7 @@ impl FjallConfig {
 pub struct FjallEngine {
     db: fjall::Database,
     spaces: Arc<[fjall::Keyspace]>,
-    path: PathBuf,
+    path: Arc<Path>,
 }
 
 impl FjallEngine {
@@ -62,22 +62,20 @@ impl FjallEngine {
             .manual_journal_persist(true)
             .open()
             .map_err(|e| match e {
-                fjall::Error::Locked => Error::Locked {
-                    path: dir.to_path_buf(),
-                },
-                e => Error::from_fjall("opening the store", e),
+                fjall::Error::Locked => Error::Locked { path: dir.into() },
+                e => Error::from_fjall("opening the store", dir, e),
             })?;
         let spaces = Keyspace::ALL
             .iter()
             .map(|ks| {
                 db.keyspace(ks.name(), fjall::KeyspaceCreateOptions::default)
-                    .map_err(|e| Error::from_fjall("opening a keyspace", e))
+                    .map_err(|e| Error::from_fjall("opening a keyspace", dir, e))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(FjallEngine {
             db,
             spaces: spaces.into(),
-            path: dir.to_path_buf(),
+            path: dir.into(),
         })
     }
 
@@ -92,7 +90,7 @@ impl FjallEngine {
         for space in self.spaces.iter() {
             space
                 .rotate_memtable_and_wait()
-                .map_err(|e| Error::from_fjall("flushing", e))?;
+                .map_err(|e| self.err("flushing", e))?;
         }
         Ok(())
     }
@@ -101,7 +99,11 @@ impl FjallEngine {
     pub fn disk_space(&self) -> Result<u64> {
         self.db
             .disk_space()
-            .map_err(|e| Error::from_fjall("measuring disk space", e))
+            .map_err(|e| self.err("measuring disk space", e))
+    }
+
+    fn err(&self, op: &'static str, e: fjall::Error) -> Error {
+        Error::from_fjall(op, &self.path, e)
     }
 
     fn space(&self, ks: Keyspace) -> &fjall::Keyspace {
@@ -114,7 +116,7 @@ impl ReadView for FjallEngine {
         self.space(ks)
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| Error::from_fjall("reading", e))
+            .map_err(|e| self.err("reading", e))
     }
 
     fn scan(
@@ -127,7 +129,11 @@ impl ReadView for FjallEngine {
         if empty_range(start, end) {
             return Box::new(std::iter::empty());
         }
-        wrap_iter(self.space(ks).range::<&[u8], _>((start, end)), reverse)
+        wrap_iter(
+            self.space(ks).range::<&[u8], _>((start, end)),
+            reverse,
+            self.path.clone(),
+        )
     }
 }
 
@@ -144,20 +150,20 @@ impl Engine for FjallEngine {
                 None => b.remove(space, op.key.as_slice()),
             }
         }
-        b.commit()
-            .map_err(|e| Error::from_fjall("writing a batch", e))
+        b.commit().map_err(|e| self.err("writing a batch", e))
     }
 
     fn sync(&self) -> Result<()> {
         self.db
             .persist(fjall::PersistMode::SyncData)
-            .map_err(|e| Error::from_fjall("syncing", e))
+            .map_err(|e| self.err("syncing", e))
     }
 
     fn snapshot(&self) -> FjallSnapshot {
         FjallSnapshot {
             snap: self.db.snapshot(),
             spaces: self.spaces.clone(),
+            path: self.path.clone(),
         }
     }
 }
@@ -166,6 +172,7 @@ impl Engine for FjallEngine {
 pub struct FjallSnapshot {
     snap: fjall::Snapshot,
     spaces: Arc<[fjall::Keyspace]>,
+    path: Arc<Path>,
 }
 
 impl ReadView for FjallSnapshot {
@@ -173,7 +180,7 @@ impl ReadView for FjallSnapshot {
         self.snap
             .get(&self.spaces[ks.index()], key)
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| Error::from_fjall("reading", e))
+            .map_err(|e| Error::from_fjall("reading", &self.path, e))
     }
 
     fn scan(
@@ -186,11 +193,10 @@ impl ReadView for FjallSnapshot {
         if empty_range(start, end) {
             return Box::new(std::iter::empty());
         }
-        wrap_iter(
-            self.snap
-                .range::<&[u8], _>(&self.spaces[ks.index()], (start, end)),
-            reverse,
-        )
+        let iter = self
+            .snap
+            .range::<&[u8], _>(&self.spaces[ks.index()], (start, end));
+        wrap_iter(iter, reverse, self.path.clone())
     }
 }
 
@@ -205,11 +211,11 @@ fn empty_range(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
     }
 }
 
-fn wrap_iter(iter: fjall::Iter, reverse: bool) -> ScanIter<'static> {
-    let convert = |g: fjall::Guard| -> Result<KvPair> {
+fn wrap_iter(iter: fjall::Iter, reverse: bool, path: Arc<Path>) -> ScanIter<'static> {
+    let convert = move |g: fjall::Guard| -> Result<KvPair> {
         g.into_inner()
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .map_err(|e| Error::from_fjall("scanning", e))
+            .map_err(|e| Error::from_fjall("scanning", &path, e))
     };
     let items: Box<dyn Iterator<Item = Result<KvPair>> + Send> = if reverse {
         Box::new(iter.rev().map(convert))
