@@ -1,5 +1,7 @@
 //! Every engine implementation passes the shared conformance suite.
 
+#![allow(clippy::unwrap_used)]
+
 use storage::{FaultEngine, FjallConfig, FjallEngine, MemoryEngine, conformance};
 
 #[test]

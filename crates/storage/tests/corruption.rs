@@ -1,5 +1,7 @@
 //! A corrupt or truncated data file gets a clear error, never a panic or silently wrong data.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -45,12 +47,11 @@ fn read_all(dir: &Path) -> Result<usize, Error> {
     let mut n = 0;
     for i in 0..2000 {
         let k = format!("key-{i:05}");
-        match e.get(Keyspace::Mvcc, k.as_bytes())? {
-            Some(v) => assert!(
+        if let Some(v) = e.get(Keyspace::Mvcc, k.as_bytes())? {
+            assert!(
                 v.starts_with(format!("value-{k}").as_bytes()),
                 "wrong value for {k}"
-            ),
-            None => {}
+            );
         }
     }
     for kv in e.scan(

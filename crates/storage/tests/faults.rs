@@ -1,5 +1,7 @@
 //! Group commit under faults: a full disk, failed syncs, crashes that lose unsynced writes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;

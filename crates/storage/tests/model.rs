@@ -2,6 +2,8 @@
 //! `BTreeMap` per keyspace; every read must agree with the model, snapshots included, and
 //! (for the durable engine) so must a reopened store after a sync.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
