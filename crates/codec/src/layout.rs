@@ -130,7 +130,7 @@ pub fn pretty(k: &[u8]) -> String {
             3
         }
         _ => {
-            return format!("/raw/{}", hex(k));
+            return format!("/raw/{}", k.escape_ascii());
         }
     };
     for _ in 0..ids {
@@ -213,6 +213,6 @@ mod tests {
         );
         assert_eq!(pretty(b""), "/Min");
         assert_eq!(pretty(&[0x10, 0x81]), "/t/x'81'");
-        assert_eq!(pretty(&[0x42, 0x43]), "/raw/4243");
+        assert_eq!(pretty(&[0x42, 0x43, 0xff]), "/raw/BC\\xff");
     }
 }

@@ -1,0 +1,59 @@
+//! Check-transaction-status: what a reader or writer that met a lock asks the primary.
+
+use base::Timestamp;
+use storage::{Keyspace, ReadView, WriteBatch};
+
+use super::put_rollback;
+use crate::error::Result;
+use crate::reader::MvccReader;
+use crate::record::WriteKind;
+
+/// The fate of a transaction, as its primary key tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Committed at this timestamp: roll its other locks forward.
+    Committed(Timestamp),
+    /// Rolled back (now, because its lock expired, or earlier): roll its other locks back.
+    RolledBack,
+    /// Still running: its primary lock is alive for `ttl_ms` after its start.
+    Locked { ttl_ms: u64 },
+    /// No trace of the transaction on its primary, and the caller did not ask to roll it
+    /// back: its prewrite may still be on its way.
+    NotFound,
+}
+
+/// Returns the status of transaction `start_ts` from its `primary` key, at time `now`.
+///
+/// A primary lock whose TTL has run out is rolled back, so the transaction can no longer
+/// commit. If there is no trace of the transaction and `rollback_if_missing`, a rollback
+/// marker is written so that its prewrite, if it arrives later, fails.
+pub fn check_txn_status<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    batch: &mut WriteBatch,
+    primary: &[u8],
+    start_ts: Timestamp,
+    now: Timestamp,
+    rollback_if_missing: bool,
+) -> Result<TxnStatus> {
+    if let Some(lock) = reader.lock(primary)?
+        && lock.start_ts == start_ts
+    {
+        if lock.is_expired(now) {
+            batch.delete(Keyspace::Locks, primary.to_vec());
+            put_rollback(batch, primary, start_ts);
+            return Ok(TxnStatus::RolledBack);
+        }
+        return Ok(TxnStatus::Locked {
+            ttl_ms: lock.ttl_ms,
+        });
+    }
+    Ok(match reader.txn_record(primary, start_ts)? {
+        Some((_, v)) if v.kind == WriteKind::Rollback => TxnStatus::RolledBack,
+        Some((commit_ts, _)) => TxnStatus::Committed(commit_ts),
+        None if rollback_if_missing => {
+            put_rollback(batch, primary, start_ts);
+            TxnStatus::RolledBack
+        }
+        None => TxnStatus::NotFound,
+    })
+}
