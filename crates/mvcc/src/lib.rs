@@ -40,6 +40,6 @@ pub mod key;
 mod reader;
 pub mod record;
 
-pub use error::{Error, Result};
+pub use error::{Error, LockInfo, Result};
 pub use reader::{MvccReader, ScanOutcome, Span};
 pub use record::{Lock, LockKind, Mutation, Version, WriteKind};

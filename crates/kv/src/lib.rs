@@ -1,0 +1,49 @@
+//! The key-value API between transactions and the ranges that hold their data.
+//!
+//! ```text
+//!   txn client ──Request──▶ KvService ──▶ range: latches ─▶ MVCC command ─▶ group commit
+//!              ◀─Response──            ◀──────────────── (durable) ◀──────┘
+//! ```
+//!
+//! A [`Request`] carries one MVCC command for keys of one range (a batch get, a scan, a
+//! prewrite of many keys, ...). [`KvService`] is the seam: the transaction layer talks
+//! only to it, so the single-node [`LocalKv`] here and the distributed router that replaces
+//! it later are interchangeable.
+//!
+//! [`LocalKv`] executes commands on one node's storage engine:
+//! - A write command takes **latches** on the keys it writes, runs against the engine, hands
+//!   its batch to group commit and releases the latches only once the batch is durable.
+//! - A read waits for latches on the keys or span it reads, so it never returns data that
+//!   is visible but not yet durable, and never misses a one-phase commit whose timestamp
+//!   was taken before the read's.
+//! - One-phase commits take their commit timestamp from the oracle while holding their
+//!   latches, and treat a latch held by another command on a key they read as a conflict
+//!   (never a wait, so two of them never wait for each other).
+//!
+//! The [`tso`] module holds the timestamp oracle.
+
+mod api;
+mod error;
+mod latches;
+mod local;
+pub mod tso;
+
+use async_trait::async_trait;
+
+pub use api::{RangeDesc, Request, Response};
+pub use error::{Error, Result};
+pub use latches::{LatchGuard, Latches};
+pub use local::{LocalKv, LocalKvConfig};
+
+/// Executes key-value requests, wherever the data lives.
+#[async_trait]
+pub trait KvService: Send + Sync + 'static {
+    /// Executes one request against the range that owns its keys.
+    async fn send(&self, req: Request) -> Result<Response>;
+
+    /// Returns the range that owns `key`.
+    async fn range_of(&self, key: &[u8]) -> Result<RangeDesc>;
+
+    /// Returns the ranges that overlap `span`, in key order.
+    async fn ranges(&self, span: &mvcc::Span) -> Result<Vec<RangeDesc>>;
+}

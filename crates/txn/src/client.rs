@@ -1,0 +1,179 @@
+//! The transaction client: begins transactions and runs garbage collection.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base::{Clock, Timestamp};
+use kv::tso::TimestampOracle;
+use kv::{KvService, Request, Response};
+use mvcc::Span;
+
+use crate::error::{Error, Result};
+use crate::transaction::Transaction;
+
+/// Tuning of transactions.
+#[derive(Clone, Debug)]
+pub struct TxnConfig {
+    /// How long a transaction's locks are protected from resolvers, in milliseconds after
+    /// its start.
+    pub lock_ttl_ms: u64,
+    /// How long to wait for another live transaction's lock before giving up.
+    pub lock_wait_timeout: Duration,
+    /// Largest total size of one transaction's buffered writes.
+    pub max_txn_bytes: usize,
+    /// Versions older than this (and not needed by a running transaction) may be removed.
+    pub gc_ttl_ms: u64,
+    /// How many times to retry a pessimistic lock that met a newer version.
+    pub max_lock_retries: usize,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            lock_ttl_ms: 3_000,
+            lock_wait_timeout: Duration::from_secs(30),
+            max_txn_bytes: 64 * 1024 * 1024,
+            gc_ttl_ms: 4 * 60 * 60 * 1000,
+            max_lock_retries: 32,
+        }
+    }
+}
+
+impl TxnConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.lock_ttl_ms == 0 {
+            return Err("lock_ttl_ms must be positive".into());
+        }
+        if self.max_txn_bytes == 0 {
+            return Err("max_txn_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a GC run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub safe_point: Timestamp,
+    pub keys_scanned: usize,
+    pub versions_deleted: usize,
+}
+
+pub(crate) struct Inner {
+    pub(crate) kv: Arc<dyn KvService>,
+    pub(crate) tso: Arc<dyn TimestampOracle>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: TxnConfig,
+    /// Start timestamps of running transactions, with counts.
+    active: Mutex<BTreeMap<Timestamp, usize>>,
+    /// Transactions between asking for a start timestamp and registering it.
+    beginning: AtomicUsize,
+}
+
+/// Begins transactions against a key-value service. Cheap to clone.
+#[derive(Clone)]
+pub struct TxnClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl TxnClient {
+    /// Returns a client of `kv`, taking timestamps from `tso`.
+    pub fn new(
+        kv: Arc<dyn KvService>,
+        tso: Arc<dyn TimestampOracle>,
+        clock: Arc<dyn Clock>,
+        config: TxnConfig,
+    ) -> TxnClient {
+        let inner = Inner {
+            kv,
+            tso,
+            clock,
+            config,
+            active: Mutex::new(BTreeMap::new()),
+            beginning: AtomicUsize::new(0),
+        };
+        TxnClient {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Begins a serializable transaction.
+    pub async fn begin(&self) -> Result<Transaction> {
+        self.inner.beginning.fetch_add(1, Ordering::SeqCst);
+        let ts = self.inner.tso.timestamp().await;
+        if let Ok(ts) = ts {
+            *self.inner.active().entry(ts).or_default() += 1;
+        }
+        self.inner.beginning.fetch_sub(1, Ordering::SeqCst);
+        Ok(Transaction::new(self.inner.clone(), ts?))
+    }
+
+    /// Returns the start timestamp of the oldest running transaction.
+    pub fn oldest_active(&self) -> Option<Timestamp> {
+        self.inner.active().keys().next().copied()
+    }
+
+    /// Removes versions that no running or future transaction can read: older than the GC
+    /// TTL and older than the oldest running transaction.
+    pub async fn gc(&self) -> Result<GcReport> {
+        let now = self.inner.tso.timestamp().await?;
+        // A transaction that asked for its start timestamp before `now` was taken may not be
+        // registered yet; wait for it. Later ones start above `now`.
+        while self.inner.beginning.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut safe_point = now.minus_ms(self.inner.config.gc_ttl_ms);
+        if let Some(oldest) = self.oldest_active() {
+            safe_point = safe_point.min(oldest);
+        }
+        let mut report = GcReport {
+            safe_point,
+            ..GcReport::default()
+        };
+        for range in self.inner.kv.ranges(&Span::default()).await? {
+            let mut span = range.span.clone();
+            loop {
+                let req = Request::Gc {
+                    span: span.clone(),
+                    safe_point,
+                    max_keys: 1024,
+                };
+                let Response::Gc(out) = self.inner.kv.send(req).await? else {
+                    return Err(Error::Internal("unexpected response to Gc".into()));
+                };
+                report.keys_scanned += out.keys_scanned;
+                report.versions_deleted += out.versions_deleted;
+                match out.resume {
+                    Some(resume) => span.start = resume,
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Returns the configuration.
+    pub fn config(&self) -> &TxnConfig {
+        &self.inner.config
+    }
+}
+
+impl Inner {
+    fn active(&self) -> std::sync::MutexGuard<'_, BTreeMap<Timestamp, usize>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets a finished transaction.
+    pub(crate) fn deregister(&self, start_ts: Timestamp) {
+        let mut active = self.active();
+        if let Some(n) = active.get_mut(&start_ts) {
+            *n -= 1;
+            if *n == 0 {
+                active.remove(&start_ts);
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Meeting other transactions' locks: ask the primary, then resolve or wait.
+
+use std::time::{Duration, Instant};
+
+use base::Timestamp;
+use kv::{Request, Response};
+use mvcc::LockInfo;
+use mvcc::commands::TxnStatus;
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+
+/// Exponential backoff with a deadline, for waiting on a live transaction's lock.
+pub(crate) struct Backoff {
+    deadline: Instant,
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Backoff {
+            deadline: Instant::now() + timeout,
+            next: Duration::from_millis(1),
+        }
+    }
+
+    async fn wait(&mut self, lock: &LockInfo) -> Result<()> {
+        if Instant::now() >= self.deadline {
+            return Err(Error::LockWaitTimeout {
+                key: lock.key.clone(),
+                holder: lock.start_ts,
+            });
+        }
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_millis(50));
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Deals with a lock met by a read or a write: rolls it forward or back if its
+    /// transaction is finished (or dead: its TTL ran out), or waits a little while it is
+    /// alive. Returns when the caller should retry its request.
+    pub(crate) async fn resolve(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<()> {
+        let now_ms = self.clock.now_ms();
+        let expired = now_ms >= lock.start_ts.physical_ms().saturating_add(lock.ttl_ms);
+        let req = Request::CheckTxnStatus {
+            primary: lock.primary.clone(),
+            start_ts: lock.start_ts,
+            // Only a dead transaction's missing primary may be rolled back: a live one may
+            // still be prewriting it.
+            rollback_if_missing: expired,
+        };
+        let status = match self.kv.send(req).await? {
+            Response::TxnStatus(s) => s,
+            other => return Err(unexpected("CheckTxnStatus", &other)),
+        };
+        let commit_ts = match status {
+            TxnStatus::Committed(ts) => Some(ts),
+            TxnStatus::RolledBack => None,
+            TxnStatus::Locked { .. } | TxnStatus::NotFound => return backoff.wait(lock).await,
+        };
+        self.resolve_keys(vec![lock.key.clone()], lock.start_ts, commit_ts)
+            .await
+    }
+
+    async fn resolve_keys(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: Timestamp,
+        commit_ts: Option<Timestamp>,
+    ) -> Result<()> {
+        match self
+            .kv
+            .send(Request::ResolveLock {
+                keys,
+                start_ts,
+                commit_ts,
+            })
+            .await?
+        {
+            Response::Resolved(_) => Ok(()),
+            other => Err(unexpected("ResolveLock", &other)),
+        }
+    }
+}
+
+/// Describes a response that does not match its request.
+pub(crate) fn unexpected(req: &str, resp: &Response) -> Error {
+    Error::Internal(format!("unexpected response to {req}: {resp:?}"))
+}

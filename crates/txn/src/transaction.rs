@@ -1,0 +1,647 @@
+//! One transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base::Timestamp;
+use kv::{RangeDesc, Request, Response};
+use mvcc::commands::{ReadSet, TxnMeta};
+use mvcc::{Mutation, ScanOutcome, Span};
+
+use crate::client::Inner;
+use crate::error::{Error, Result};
+use crate::resolve::{Backoff, unexpected};
+use crate::writes::{Write, WriteBuffer};
+
+/// Where a commit stops early, leaving its work half done as a crashed coordinator would.
+/// For fault-injection tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitStop {
+    /// After every key is prewritten, before the primary commits.
+    AfterPrewrite,
+    /// After the primary commits, before the secondaries do.
+    AfterPrimary,
+}
+
+/// A point in a transaction's writes to roll back to.
+#[derive(Debug)]
+pub struct Savepoint {
+    pos: usize,
+}
+
+/// What the transaction read, for validation at commit.
+#[derive(Default)]
+struct Reads {
+    keys: BTreeMap<Vec<u8>, Timestamp>,
+    spans: Vec<(Span, Timestamp)>,
+}
+
+/// The work of one range in a commit.
+struct Group {
+    mutations: Vec<Mutation>,
+    reads: ReadSet,
+}
+
+/// A serializable transaction. Writes are buffered until [`Transaction::commit`].
+pub struct Transaction {
+    client: Arc<Inner>,
+    start_ts: Timestamp,
+    writes: WriteBuffer,
+    /// Keys under this transaction's pessimistic locks, with the timestamp of each lock.
+    locked: BTreeMap<Vec<u8>, Timestamp>,
+    primary: Option<Vec<u8>>,
+    reads: Reads,
+    finished: bool,
+}
+
+impl Transaction {
+    pub(crate) fn new(client: Arc<Inner>, start_ts: Timestamp) -> Self {
+        Transaction {
+            client,
+            start_ts,
+            writes: WriteBuffer::default(),
+            locked: BTreeMap::new(),
+            primary: None,
+            reads: Reads::default(),
+            finished: false,
+        }
+    }
+
+    /// Returns the timestamp the transaction reads at.
+    pub fn start_ts(&self) -> Timestamp {
+        self.start_ts
+    }
+
+    /// Returns true if the transaction has written or locked nothing.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty() && self.locked.is_empty()
+    }
+
+    fn check_active(&self) -> Result<()> {
+        if self.finished {
+            Err(Error::Finished)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads a key.
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.batch_get(&[key.to_vec()]).await?.pop().flatten())
+    }
+
+    /// Reads several keys, in one request per range.
+    pub async fn batch_get(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_active()?;
+        let mut out: Vec<Option<Option<Vec<u8>>>> = keys
+            .iter()
+            .map(|k| match self.writes.get(k) {
+                Some(Write::Put(v)) => Some(Some(v.clone())),
+                Some(Write::Delete) => Some(None),
+                None => None,
+            })
+            .collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        let mut by_range: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for &i in &missing {
+            by_range
+                .entry(self.client.kv.range_of(&keys[i]).await?.id)
+                .or_default()
+                .push(i);
+        }
+        for idx in by_range.into_values() {
+            let req_keys: Vec<Vec<u8>> = idx.iter().map(|&i| keys[i].clone()).collect();
+            let values = self.read_values(req_keys).await?;
+            for (&i, v) in idx.iter().zip(values) {
+                out[i] = Some(v);
+            }
+        }
+        for &i in &missing {
+            self.reads
+                .keys
+                .entry(keys[i].clone())
+                .or_insert(self.start_ts);
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+
+    async fn read_values(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        loop {
+            let req = Request::Get {
+                keys: keys.clone(),
+                ts: self.start_ts,
+                txn: Some(self.start_ts),
+            };
+            match self.client.kv.send(req).await {
+                Ok(Response::Values(v)) => return Ok(v),
+                Ok(other) => return Err(unexpected("Get", &other)),
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Scans `span` forwards (or backwards if `reverse`), returning up to `limit` pairs with
+    /// the transaction's own writes merged in. When `resume` is set, more may follow: for
+    /// a forward scan, continue from `resume`; for a reverse one, up to it.
+    pub async fn scan(&mut self, span: &Span, limit: usize, reverse: bool) -> Result<ScanOutcome> {
+        self.check_active()?;
+        let limit = limit.max(1);
+        let mut pairs = Vec::new();
+        let mut rest = span.clone();
+        loop {
+            let ranges = self.client.kv.ranges(&rest).await?;
+            let range = if reverse {
+                ranges.last()
+            } else {
+                ranges.first()
+            };
+            let Some(range) = range else {
+                return Ok(ScanOutcome {
+                    pairs,
+                    resume: None,
+                });
+            };
+            let sub = intersect(&rest, range);
+            let want = limit - pairs.len();
+            let found = self.scan_range(&sub, want, reverse).await?;
+            let mut covered = match &found.resume {
+                Some(r) if reverse => Span {
+                    start: r.clone(),
+                    end: sub.end.clone(),
+                },
+                Some(r) => Span {
+                    start: sub.start.clone(),
+                    end: r.clone(),
+                },
+                None => sub.clone(),
+            };
+            let (merged, cut) = self.writes.merge(found.pairs, &covered, reverse, want);
+            if let Some(last) = cut {
+                if reverse {
+                    covered.start = last;
+                } else {
+                    covered.end = next_key(&last);
+                }
+            }
+            self.reads.spans.push((covered.clone(), self.start_ts));
+            pairs.extend(merged);
+            let done = if reverse {
+                covered.start <= span.start
+            } else {
+                covered.end.is_empty() || (!span.end.is_empty() && covered.end >= span.end)
+            };
+            if done {
+                return Ok(ScanOutcome {
+                    pairs,
+                    resume: None,
+                });
+            }
+            if reverse {
+                rest.end = covered.start.clone();
+            } else {
+                rest.start = covered.end.clone();
+            }
+            if pairs.len() >= limit {
+                let resume = if reverse { covered.start } else { covered.end };
+                return Ok(ScanOutcome {
+                    pairs,
+                    resume: Some(resume),
+                });
+            }
+        }
+    }
+
+    async fn scan_range(&self, span: &Span, limit: usize, reverse: bool) -> Result<ScanOutcome> {
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        loop {
+            let req = Request::Scan {
+                span: span.clone(),
+                ts: self.start_ts,
+                limit,
+                reverse,
+                txn: Some(self.start_ts),
+            };
+            match self.client.kv.send(req).await {
+                Ok(Response::Scan(out)) => return Ok(out),
+                Ok(other) => return Err(unexpected("Scan", &other)),
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Buffers a put.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.check_active()?;
+        check_key(&key)?;
+        if value.len() > base::MAX_VALUE_LEN {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: base::MAX_VALUE_LEN,
+            });
+        }
+        self.buffer(key, Write::Put(value))
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.check_active()?;
+        check_key(&key)?;
+        self.buffer(key, Write::Delete)
+    }
+
+    fn buffer(&mut self, key: Vec<u8>, w: Write) -> Result<()> {
+        let size = key.len() + if let Write::Put(v) = &w { v.len() } else { 0 };
+        let max = self.client.config.max_txn_bytes;
+        if self.writes.bytes() + size > max {
+            return Err(Error::TxnTooLarge {
+                bytes: self.writes.bytes() + size,
+                max,
+            });
+        }
+        self.writes.set(key, w);
+        Ok(())
+    }
+
+    /// Locks keys for update (pessimistically) and returns their latest values, with this
+    /// transaction's own writes applied. Other writers wait for the locks; readers do not.
+    pub async fn lock_for_update(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_active()?;
+        for k in keys {
+            check_key(k)?;
+        }
+        let Some(first) = keys.first() else {
+            return Ok(Vec::new());
+        };
+        let primary = self.primary.get_or_insert_with(|| first.clone()).clone();
+        let meta = TxnMeta {
+            start_ts: self.start_ts,
+            primary,
+            lock_ttl_ms: self.client.config.lock_ttl_ms,
+        };
+        let mut by_range: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            by_range
+                .entry(self.client.kv.range_of(k).await?.id)
+                .or_default()
+                .push(i);
+        }
+        let mut out = vec![None; keys.len()];
+        for idx in by_range.into_values() {
+            let group: Vec<Vec<u8>> = idx.iter().map(|&i| keys[i].clone()).collect();
+            let (for_update_ts, values) = self.lock_group(&group, &meta).await?;
+            for (&i, v) in idx.iter().zip(values) {
+                let key = &keys[i];
+                self.locked.insert(key.clone(), for_update_ts);
+                self.reads.keys.entry(key.clone()).or_insert(for_update_ts);
+                out[i] = match self.writes.get(key) {
+                    Some(Write::Put(own)) => Some(own.clone()),
+                    Some(Write::Delete) => None,
+                    None => v,
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    async fn lock_group(
+        &self,
+        keys: &[Vec<u8>],
+        meta: &TxnMeta,
+    ) -> Result<(Timestamp, Vec<Option<Vec<u8>>>)> {
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let mut conflicts = 0;
+        loop {
+            let for_update_ts = self.client.tso.timestamp().await?;
+            let req = Request::PessimisticLock {
+                keys: keys.to_vec(),
+                txn: meta.clone(),
+                for_update_ts,
+            };
+            match self.client.kv.send(req).await {
+                Ok(Response::Values(v)) => return Ok((for_update_ts, v)),
+                Ok(other) => return Err(unexpected("PessimisticLock", &other)),
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e @ kv::Error::Mvcc(mvcc::Error::WriteConflict { .. }))
+                    if conflicts < self.client.config.max_lock_retries =>
+                {
+                    // A version landed between taking for_update_ts and locking: lock again
+                    // at a newer timestamp.
+                    conflicts += 1;
+                    tracing::debug!(error = %e, "pessimistic lock retried");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Marks a point that [`Transaction::rollback_to`] can return the writes to.
+    pub fn savepoint(&mut self) -> Savepoint {
+        Savepoint {
+            pos: self.writes.savepoint(),
+        }
+    }
+
+    /// Undoes the writes made since `sp`; the savepoint stays usable. Reads and locks are
+    /// kept, as they still constrain the transaction.
+    pub fn rollback_to(&mut self, sp: &Savepoint) {
+        self.writes.rollback_to(sp.pos);
+    }
+
+    /// Forgets a savepoint, keeping its writes.
+    pub fn release(&mut self, sp: Savepoint) {
+        let _ = sp;
+        self.writes.release();
+    }
+
+    /// Commits the transaction and returns its commit timestamp (the start timestamp for a
+    /// transaction that wrote nothing).
+    pub async fn commit(&mut self) -> Result<Timestamp> {
+        self.check_active()?;
+        self.finished = true;
+        let result = self.commit_inner(None).await;
+        self.client.deregister(self.start_ts);
+        result.map(|ts| ts.unwrap_or(self.start_ts))
+    }
+
+    /// Runs a commit that stops at `stop`, leaving locks behind as a coordinator that
+    /// crashed there would. For fault-injection tests.
+    #[doc(hidden)]
+    pub async fn commit_and_stop(&mut self, stop: CommitStop) -> Result<()> {
+        self.check_active()?;
+        self.finished = true;
+        let result = self.commit_inner(Some(stop)).await;
+        self.client.deregister(self.start_ts);
+        result.map(|_| ())
+    }
+
+    /// Rolls the transaction back, releasing its locks.
+    pub async fn rollback(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.client.deregister(self.start_ts);
+        let keys: Vec<Vec<u8>> = self.locked.keys().cloned().collect();
+        self.rollback_keys(keys).await
+    }
+
+    async fn rollback_keys(&self, keys: Vec<Vec<u8>>) -> Result<()> {
+        let mut by_range: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+        for k in keys {
+            by_range
+                .entry(self.client.kv.range_of(&k).await?.id)
+                .or_default()
+                .push(k);
+        }
+        for keys in by_range.into_values() {
+            self.client
+                .kv
+                .send(Request::Rollback {
+                    keys,
+                    start_ts: self.start_ts,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit_inner(&mut self, stop: Option<CommitStop>) -> Result<Option<Timestamp>> {
+        let mut mutations = self.writes.mutations();
+        for key in self.locked.keys() {
+            if self.writes.get(key).is_none() {
+                mutations.push(Mutation::Lock { key: key.clone() });
+            }
+        }
+        if mutations.is_empty() {
+            // Read-only: it takes effect at its start timestamp, where every read was made.
+            return Ok(None);
+        }
+        let reads = std::mem::take(&mut self.reads);
+        let groups = self.group(mutations, reads).await?;
+        if groups.len() == 1 && stop.is_none() {
+            let (_, g) = groups.into_iter().next().expect("one group");
+            return self.commit_one_phase(g).await.map(Some);
+        }
+        self.commit_two_phase(groups, stop).await
+    }
+
+    /// Sorts mutations and reads by the range that owns them.
+    async fn group(&self, mutations: Vec<Mutation>, reads: Reads) -> Result<BTreeMap<u64, Group>> {
+        fn entry<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut Group {
+            groups.entry(r.id).or_insert_with(|| Group {
+                mutations: Vec::new(),
+                reads: ReadSet::default(),
+            })
+        }
+        let mut groups: BTreeMap<u64, Group> = BTreeMap::new();
+        let kv = &self.client.kv;
+        for m in mutations {
+            let r = kv.range_of(m.key()).await?;
+            entry(&mut groups, &r).mutations.push(m);
+        }
+        for (k, ts) in reads.keys {
+            let r = kv.range_of(&k).await?;
+            entry(&mut groups, &r).reads.keys.push((k, ts));
+        }
+        for (span, ts) in reads.spans {
+            for r in kv.ranges(&span).await? {
+                let part = intersect(&span, &r);
+                entry(&mut groups, &r).reads.spans.push((part, ts));
+            }
+        }
+        Ok(groups)
+    }
+
+    async fn commit_one_phase(&self, g: Group) -> Result<Timestamp> {
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        loop {
+            let req = Request::OnePhaseCommit {
+                mutations: g.mutations.clone(),
+                reads: g.reads.clone(),
+                start_ts: self.start_ts,
+            };
+            match self.client.kv.send(req).await {
+                Ok(Response::Committed(ts)) => return Ok(ts),
+                Ok(other) => return Err(unexpected("OnePhaseCommit", &other)),
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e) => {
+                    // Nothing was written, but pessimistic locks may remain.
+                    let _ = self
+                        .rollback_keys(self.locked.keys().cloned().collect())
+                        .await;
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    async fn commit_two_phase(
+        &self,
+        groups: BTreeMap<u64, Group>,
+        stop: Option<CommitStop>,
+    ) -> Result<Option<Timestamp>> {
+        let primary = match &self.primary {
+            Some(p) => p.clone(),
+            None => groups
+                .values()
+                .flat_map(|g| g.mutations.first())
+                .map(|m| m.key().to_vec())
+                .next()
+                .ok_or_else(|| Error::Internal("two-phase commit without mutations".into()))?,
+        };
+        let meta = TxnMeta {
+            start_ts: self.start_ts,
+            primary: primary.clone(),
+            lock_ttl_ms: self.client.config.lock_ttl_ms,
+        };
+        let all_keys: Vec<Vec<u8>> = groups
+            .values()
+            .flat_map(|g| g.mutations.iter().map(|m| m.key().to_vec()))
+            .collect();
+        let result = self.prewrite_and_validate(&groups, &meta, stop).await;
+        let commit_ts = match result {
+            Ok(Some(ts)) => ts,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                let _ = self.rollback_keys(all_keys).await;
+                return Err(e);
+            }
+        };
+        self.client
+            .kv
+            .send(Request::Commit {
+                keys: vec![primary.clone()],
+                start_ts: self.start_ts,
+                commit_ts,
+            })
+            .await?;
+        if stop == Some(CommitStop::AfterPrimary) {
+            return Ok(Some(commit_ts));
+        }
+        // The transaction is committed. Secondaries that fail to commit here are rolled
+        // forward by whoever meets their locks.
+        for g in groups.values() {
+            let keys: Vec<Vec<u8>> = g
+                .mutations
+                .iter()
+                .map(|m| m.key().to_vec())
+                .filter(|k| *k != primary)
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let req = Request::Commit {
+                keys,
+                start_ts: self.start_ts,
+                commit_ts,
+            };
+            if let Err(e) = self.client.kv.send(req).await {
+                tracing::warn!(error = %e, start_ts = %self.start_ts, "committing secondaries failed");
+            }
+        }
+        Ok(Some(commit_ts))
+    }
+
+    async fn prewrite_and_validate(
+        &self,
+        groups: &BTreeMap<u64, Group>,
+        meta: &TxnMeta,
+        stop: Option<CommitStop>,
+    ) -> Result<Option<Timestamp>> {
+        for g in groups.values().filter(|g| !g.mutations.is_empty()) {
+            let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+            loop {
+                let req = Request::Prewrite {
+                    txn: meta.clone(),
+                    mutations: g.mutations.clone(),
+                };
+                match self.client.kv.send(req).await {
+                    Ok(_) => break,
+                    Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                        self.client.resolve(&lock, &mut backoff).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if stop == Some(CommitStop::AfterPrewrite) {
+            return Ok(None);
+        }
+        let commit_ts = self.client.tso.timestamp().await?;
+        for g in groups.values().filter(|g| !g.reads.is_empty()) {
+            let req = Request::ValidateReads {
+                reads: g.reads.clone(),
+                start_ts: self.start_ts,
+                commit_ts,
+            };
+            self.client.kv.send(req).await?;
+        }
+        Ok(Some(commit_ts))
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.client.deregister(self.start_ts);
+        if self.locked.is_empty() {
+            return;
+        }
+        // Release pessimistic locks in the background; if that fails, their TTL frees them.
+        let keys: Vec<Vec<u8>> = self.locked.keys().cloned().collect();
+        let (client, start_ts) = (self.client.clone(), self.start_ts);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut t = Transaction::new(client, start_ts);
+                t.finished = true;
+                if let Err(e) = t.rollback_keys(keys).await {
+                    tracing::warn!(error = %e, %start_ts, "releasing locks of a dropped transaction");
+                }
+            });
+        }
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::EmptyKey);
+    }
+    if key.len() > base::MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: base::MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Returns the smallest key greater than `key`.
+fn next_key(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
+}
+
+/// Returns the part of `span` inside `range`.
+fn intersect(span: &Span, range: &RangeDesc) -> Span {
+    let start = span.start.clone().max(range.span.start.clone());
+    let end = match (span.end.is_empty(), range.span.end.is_empty()) {
+        (true, _) => range.span.end.clone(),
+        (_, true) => span.end.clone(),
+        _ => span.end.clone().min(range.span.end.clone()),
+    };
+    Span { start, end }
+}
