@@ -40,7 +40,10 @@ pub struct LocalTso<E: Engine> {
     commit: Arc<GroupCommit<E>>,
     clock: Arc<dyn Clock>,
     window_ms: u64,
-    state: tokio::sync::Mutex<State>,
+    /// Held briefly to hand out timestamps below the persisted limit.
+    state: std::sync::Mutex<State>,
+    /// Held while raising the persisted limit, so only one task persists at a time.
+    persisting: tokio::sync::Mutex<()>,
 }
 
 fn mark_key() -> Vec<u8> {
@@ -76,13 +79,32 @@ impl<E: Engine> LocalTso<E> {
             commit,
             clock,
             window_ms,
-            state: tokio::sync::Mutex::new(state),
+            state: std::sync::Mutex::new(state),
+            persisting: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Returns the persisted high-water mark (for tests and status).
-    pub async fn high_water_mark(&self) -> Timestamp {
-        self.state.lock().await.limit
+    pub fn high_water_mark(&self) -> Timestamp {
+        self.state().limit
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands out `count` timestamps if they fit under the persisted limit; otherwise
+    /// returns the limit they need.
+    fn try_hand_out(&self, count: u64) -> std::result::Result<Timestamp, Timestamp> {
+        let mut s = self.state();
+        let now = Timestamp::from_parts(self.clock.now_ms(), 0);
+        let first = s.last.next().max(now);
+        let last = Timestamp::new(first.get() + count - 1);
+        if last > s.limit {
+            return Err(last);
+        }
+        s.last = last;
+        Ok(first)
     }
 }
 
@@ -90,12 +112,16 @@ impl<E: Engine> LocalTso<E> {
 impl<E: Engine> TimestampOracle for LocalTso<E> {
     async fn timestamps(&self, count: u32) -> Result<Timestamp> {
         let count = u64::from(count.max(1));
-        let mut s = self.state.lock().await;
-        let now = Timestamp::from_parts(self.clock.now_ms(), 0);
-        let first = s.last.next().max(now);
-        let last = Timestamp::new(first.get() + count - 1);
-        if last > s.limit {
-            let limit = last.plus_ms(self.window_ms);
+        loop {
+            let needed = match self.try_hand_out(count) {
+                Ok(first) => return Ok(first),
+                Err(needed) => needed,
+            };
+            let _persisting = self.persisting.lock().await;
+            if self.state().limit >= needed {
+                continue; // Another task raised the limit meanwhile.
+            }
+            let limit = needed.plus_ms(self.window_ms);
             let mut b = WriteBatch::new();
             let mut v = vec![MARK_FORMAT_V1];
             v.extend_from_slice(&limit.get().to_be_bytes());
@@ -104,10 +130,9 @@ impl<E: Engine> TimestampOracle for LocalTso<E> {
                 .commit_async(&b)
                 .await
                 .map_err(|e| Error::Tso(format!("persisting the high-water mark: {e}")))?;
-            s.limit = limit;
+            let mut s = self.state();
+            s.limit = s.limit.max(limit);
         }
-        s.last = last;
-        Ok(first)
     }
 }
 
@@ -151,7 +176,7 @@ mod tests {
         let before = {
             let tso = open(engine.clone(), &clock);
             let t = tso.timestamp().await.unwrap();
-            assert_eq!(tso.high_water_mark().await, t.plus_ms(3000));
+            assert_eq!(tso.high_water_mark(), t.plus_ms(3000));
             t
         };
         // Restart from what a crash leaves (only synced writes), with the clock set back.
