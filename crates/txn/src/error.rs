@@ -35,7 +35,43 @@ pub enum Error {
     Internal(String),
 }
 
+/// What kind of failure an [`Error`] is, for layers that must not look inside the layers
+/// below (SQL maps these to SQLSTATEs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A conflict with another transaction; retrying the whole transaction may succeed.
+    Conflict,
+    /// Waiting for another transaction's lock timed out.
+    LockTimeout,
+    /// A key, value or transaction over its size limit.
+    Limit,
+    /// The transaction was already finished.
+    Finished,
+    /// The storage engine failed (I/O, a full disk, corruption).
+    Storage,
+    /// Anything else: a bug or an unavailable service.
+    Internal,
+}
+
 impl Error {
+    /// Classifies the error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::LockWaitTimeout { .. } => ErrorClass::LockTimeout,
+            e if e.is_retryable() => ErrorClass::Conflict,
+            Error::EmptyKey
+            | Error::KeyTooLarge { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::TxnTooLarge { .. } => ErrorClass::Limit,
+            Error::Finished => ErrorClass::Finished,
+            Error::Kv(kv::Error::Mvcc(mvcc::Error::Storage(_))) => ErrorClass::Storage,
+            Error::Kv(kv::Error::Mvcc(
+                mvcc::Error::KeyTooLarge { .. } | mvcc::Error::ValueTooLarge { .. },
+            )) => ErrorClass::Limit,
+            _ => ErrorClass::Internal,
+        }
+    }
+
     /// Returns true if the transaction failed because of a conflict with another one and
     /// retrying it from the start may succeed.
     pub fn is_retryable(&self) -> bool {

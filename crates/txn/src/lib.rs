@@ -35,6 +35,6 @@ mod transaction;
 mod writes;
 
 pub use client::{GcReport, TxnClient, TxnConfig};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorClass, Result};
 pub use mvcc::{ScanOutcome, Span};
 pub use transaction::{CommitStop, Savepoint, Transaction};
