@@ -1,13 +1,16 @@
 //! One Tessera node, wired together.
 //!
 //! ```text
-//!   TxnClient ──▶ LocalKv ──▶ GroupCommit ──▶ FjallEngine (the store directory)
-//!       └────────▶ LocalTso ──────┘
+//!   PostgreSQL clients ──▶ pgwire ──▶ SqlEngine ──▶ TxnClient ──▶ LocalKv ──▶ GroupCommit ──▶ FjallEngine
+//!   HTTP (probes, metrics, status) ──────────────────────┘            └──▶ LocalTso ──┘
 //! ```
 //!
-//! [`Node::open`] opens (or creates) a store and returns the node's transaction client;
-//! everything above (SQL, the wire protocol, the HTTP API) is built on that client.
+//! [`Node::open`] opens (or creates) a store; [`Server::start`] adds the PostgreSQL and
+//! HTTP listeners and shuts them down gracefully.
 
+mod http;
 mod node;
+mod service;
 
 pub use node::{Node, NodeConfig, NodeError};
+pub use service::{DEFAULT_HTTP_PORT, DEFAULT_SQL_PORT, Server, ServerConfig, ServerError};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base::{Clock, SystemClock};
 use kv::tso::LocalTso;
 use kv::{LocalKv, LocalKvConfig};
+use sql::SqlEngine;
 use storage::{FjallConfig, FjallEngine, GroupCommit, GroupCommitStats};
 use txn::{TxnClient, TxnConfig};
 
@@ -58,6 +59,8 @@ pub enum NodeError {
 pub struct Node {
     txn: TxnClient,
     commit: Arc<GroupCommit<FjallEngine>>,
+    sql: Arc<SqlEngine>,
+    store: PathBuf,
 }
 
 impl Node {
@@ -82,13 +85,29 @@ impl Node {
             clock.clone(),
             config.kv,
         ));
-        let txn = TxnClient::new(kv, tso, clock, config.txn);
-        Ok(Node { txn, commit })
+        let txn = TxnClient::new(kv, tso, clock.clone(), config.txn);
+        let sql = SqlEngine::new(txn.clone(), clock);
+        Ok(Node {
+            txn,
+            commit,
+            sql,
+            store: config.store,
+        })
     }
 
     /// Returns the node's transaction client.
     pub fn txn(&self) -> &TxnClient {
         &self.txn
+    }
+
+    /// Returns the node's SQL engine.
+    pub fn sql(&self) -> &Arc<SqlEngine> {
+        &self.sql
+    }
+
+    /// Returns the store directory.
+    pub fn store(&self) -> &std::path::Path {
+        &self.store
     }
 
     /// Returns group commit counters.

@@ -1,0 +1,128 @@
+//! `tessera`: one binary for every role.
+//!
+//! - `tessera start-single-node`: a node with a store in `./tessera-data`, SQL and HTTP on
+//!   loopback;
+//! - `tessera sql`: an interactive SQL shell (or `-e` to run statements);
+//! - `tessera demo`: a temporary node with a sample database, then the shell.
+
+mod demo;
+mod shell;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use server::{Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: a distributed SQL database that speaks PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single-node server until SIGINT or SIGTERM.
+    StartSingleNode(StartArgs),
+    /// Open a SQL shell on a running server (or run statements with -e).
+    Sql(shell::ShellArgs),
+    /// Start a temporary node with a sample database and open a shell on it.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// The store directory (created if missing).
+    #[arg(long, default_value = "tessera-data", env = "TESSERA_STORE")]
+    store: PathBuf,
+    /// Address of the PostgreSQL-protocol listener.
+    #[arg(long, default_value = "127.0.0.1:26257", env = "TESSERA_LISTEN_ADDR")]
+    listen_addr: SocketAddr,
+    /// Address of the HTTP API (health, readiness, metrics).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TESSERA_HTTP_ADDR")]
+    http_addr: SocketAddr,
+    /// Most client connections accepted at once.
+    #[arg(long, default_value_t = 500)]
+    max_connections: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::StartSingleNode(args) => start(args).await,
+            Command::Sql(args) => shell::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn start(args: StartArgs) -> Result<ExitCode, BoxError> {
+    let mut config = ServerConfig::new(&args.store);
+    config.sql_addr = args.listen_addr;
+    config.http_addr = args.http_addr;
+    config.pg.max_connections = args.max_connections;
+    let server = Server::start(config).await?;
+    let store = std::fs::canonicalize(&args.store).unwrap_or(args.store);
+    println!("Tessera {} (single node)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "  sql:    postgresql://root@{}/postgres?sslmode=disable",
+        server.sql_addr()
+    );
+    println!(
+        "  psql:   psql -h {} -p {} -U root postgres",
+        server.sql_addr().ip(),
+        server.sql_addr().port()
+    );
+    println!("  http:   http://{}", server.http_addr());
+    println!("  store:  {}", store.display());
+    wait_for_signal().await?;
+    println!("shutting down");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The HTTP API: health and readiness probes, Prometheus metrics, node status.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::service::Status;
+
+pub(crate) struct HttpState {
+    pub status: Arc<Status>,
+    pub started: Instant,
+}
+
+pub(crate) fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/node", get(node))
+        .with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when a transaction can run end to end.
+async fn ready(State(s): State<Arc<HttpState>>) -> Response {
+    let probe = async {
+        let mut t = s.status.node.txn().begin().await?;
+        t.get(b"\x02readiness-probe").await?;
+        t.commit().await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "error": "timed out" })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct NodeInfo {
+    version: &'static str,
+    sql_address: String,
+    http_address: String,
+    store: String,
+    uptime_seconds: u64,
+}
+
+async fn node(State(s): State<Arc<HttpState>>) -> Json<NodeInfo> {
+    Json(NodeInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        sql_address: s.status.sql_addr.to_string(),
+        http_address: s.status.http_addr.to_string(),
+        store: s.status.node.store().display().to_string(),
+        uptime_seconds: s.started.elapsed().as_secs(),
+    })
+}
+
+async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
+    let c = s.status.node.commit_stats();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "tessera_storage_durable_writes_total",
+        "counter",
+        "Write batches acknowledged after fsync.",
+        c.writes as f64,
+    );
+    metric(
+        "tessera_storage_syncs_total",
+        "counter",
+        "fsyncs of the store journal.",
+        c.syncs as f64,
+    );
+    metric(
+        "tessera_sql_connections",
+        "gauge",
+        "Open PostgreSQL-protocol connections.",
+        s.status.pg.connection_count() as f64,
+    );
+    metric(
+        "tessera_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+        s.started.elapsed().as_secs_f64(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

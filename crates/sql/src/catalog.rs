@@ -1,0 +1,541 @@
+//! The catalog: databases, schemas, tables, indexes, views and sequences, stored as
+//! versioned descriptors in the key-value layer.
+//!
+//! ```text
+//!  /t/<tenant>/1/1/<id>   descriptor (JSON, {"format":1,...})
+//!  /t/<tenant>/2/1        catalog meta: version and the next free id
+//!  /t/<tenant>/3/1/<id>   a sequence's current value
+//! ```
+//!
+//! Every DDL statement rewrites the descriptors it changes and bumps the catalog version,
+//! inside the statement's transaction: DDL is transactional, and two concurrent DDL
+//! statements conflict like any two writes of one key. A transaction reads the version
+//! once; a node keeps the last catalog it loaded and reloads only when the version moved.
+//! Descriptors are loaded as a whole catalog (catalogs are small).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base::{IndexId, TableId, TenantId};
+use codec::key::Direction;
+use codec::layout;
+use serde::{Deserialize, Serialize};
+use txn::{Span, Transaction};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::SqlType;
+
+/// Id of the descriptors table in a tenant's key space.
+const DESCRIPTORS_TABLE: TableId = TableId(1);
+/// Id of the catalog meta key.
+const META_TABLE: TableId = TableId(2);
+/// Id of the sequence values table.
+const SEQUENCES_TABLE: TableId = TableId(3);
+/// First id handed to user objects.
+const FIRST_USER_ID: u64 = 100;
+/// Format of descriptor records.
+const DESCRIPTOR_FORMAT: u32 = 1;
+
+/// The primary index's id in every table.
+pub const PRIMARY_INDEX: u32 = 1;
+/// Name of the hidden row id column of tables without a primary key.
+pub const ROWID: &str = "rowid";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DatabaseDesc {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SchemaDesc {
+    pub id: u64,
+    pub db_id: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDesc {
+    pub id: u32,
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+    /// The DEFAULT expression, as SQL text.
+    pub default: Option<String>,
+    /// Hidden columns (the row id) are not part of `SELECT *`.
+    pub hidden: bool,
+    /// Dropped columns keep their id and type so old rows still decode.
+    pub dropped: bool,
+    /// GENERATED ... AS IDENTITY: `Some(true)` for ALWAYS, `Some(false)` for BY DEFAULT.
+    pub identity: Option<bool>,
+    /// Value (as text) of rows written before the column was added.
+    pub fill: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IndexColumn {
+    pub column: u32,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+impl IndexColumn {
+    /// Returns the key direction.
+    pub fn direction(&self) -> Direction {
+        if self.desc {
+            Direction::Desc
+        } else {
+            Direction::Asc
+        }
+    }
+
+    /// Returns where NULLs go in the key.
+    pub fn nulls(&self) -> codec::key::Nulls {
+        if self.nulls_first {
+            codec::key::Nulls::First
+        } else {
+            codec::key::Nulls::Last
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum IndexState {
+    /// Maintained by writes, not used by reads (while being backfilled).
+    WriteOnly,
+    /// Maintained and used.
+    Public,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IndexDesc {
+    pub id: u32,
+    pub name: String,
+    pub columns: Vec<IndexColumn>,
+    pub unique: bool,
+    pub state: IndexState,
+    /// True for indexes created by a UNIQUE constraint (shown as constraints).
+    pub constraint: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckDesc {
+    pub name: String,
+    pub expr: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FkAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ForeignKeyDesc {
+    pub name: String,
+    pub columns: Vec<u32>,
+    pub ref_table: u64,
+    pub ref_columns: Vec<u32>,
+    pub on_delete: FkAction,
+    pub on_update: FkAction,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TableDesc {
+    pub id: u64,
+    pub db_id: u64,
+    pub schema_id: u64,
+    pub name: String,
+    pub columns: Vec<ColumnDesc>,
+    pub next_column_id: u32,
+    /// The primary index; its columns are the primary key (the hidden row id if the table
+    /// has no declared primary key).
+    pub primary: IndexDesc,
+    pub indexes: Vec<IndexDesc>,
+    pub next_index_id: u32,
+    pub checks: Vec<CheckDesc>,
+    pub foreign_keys: Vec<ForeignKeyDesc>,
+}
+
+impl TableDesc {
+    /// Returns the live (not dropped) columns, in order, hidden ones included.
+    pub fn live_columns(&self) -> impl Iterator<Item = &ColumnDesc> {
+        self.columns.iter().filter(|c| !c.dropped)
+    }
+
+    /// Returns the columns `SELECT *` shows.
+    pub fn visible_columns(&self) -> impl Iterator<Item = &ColumnDesc> {
+        self.columns.iter().filter(|c| !c.dropped && !c.hidden)
+    }
+
+    /// Returns a live column by name.
+    pub fn column(&self, name: &str) -> Option<&ColumnDesc> {
+        self.live_columns().find(|c| c.name == name)
+    }
+
+    /// Returns a column (possibly dropped) by id.
+    pub fn column_by_id(&self, id: u32) -> Option<&ColumnDesc> {
+        self.columns.iter().find(|c| c.id == id)
+    }
+
+    /// Returns the position of a live column among the live columns.
+    pub fn live_position(&self, id: u32) -> Option<usize> {
+        self.live_columns().position(|c| c.id == id)
+    }
+
+    /// Returns true if the primary key is the hidden row id.
+    pub fn has_rowid(&self) -> bool {
+        self.primary.columns.len() == 1
+            && self
+                .column_by_id(self.primary.columns[0].column)
+                .is_some_and(|c| c.hidden)
+    }
+
+    /// Returns the key prefix of one of the table's indexes.
+    pub fn index_prefix(&self, tenant: TenantId, index: u32) -> Vec<u8> {
+        layout::index_prefix(tenant, TableId(self.id), IndexId(u64::from(index)))
+    }
+
+    /// Returns the span of every key of the table.
+    pub fn span(&self, tenant: TenantId) -> Span {
+        let start = layout::table_prefix(tenant, TableId(self.id));
+        let end = codec::key::prefix_end(&start).unwrap_or_default();
+        Span { start, end }
+    }
+
+    /// Returns every index, the primary first.
+    pub fn all_indexes(&self) -> impl Iterator<Item = &IndexDesc> {
+        std::iter::once(&self.primary).chain(self.indexes.iter())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ViewDesc {
+    pub id: u64,
+    pub db_id: u64,
+    pub schema_id: u64,
+    pub name: String,
+    pub sql: String,
+    pub columns: Vec<(String, SqlType)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SequenceDesc {
+    pub id: u64,
+    pub db_id: u64,
+    pub schema_id: u64,
+    pub name: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cycle: bool,
+    /// The column this sequence feeds (SERIAL, IDENTITY), dropped with it.
+    pub owned_by: Option<(u64, u32)>,
+}
+
+/// One catalog object.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Descriptor {
+    Database(DatabaseDesc),
+    Schema(SchemaDesc),
+    Table(TableDesc),
+    View(ViewDesc),
+    Sequence(SequenceDesc),
+}
+
+impl Descriptor {
+    /// Returns the object's id.
+    pub fn id(&self) -> u64 {
+        match self {
+            Descriptor::Database(d) => d.id,
+            Descriptor::Schema(d) => d.id,
+            Descriptor::Table(d) => d.id,
+            Descriptor::View(d) => d.id,
+            Descriptor::Sequence(d) => d.id,
+        }
+    }
+
+    /// Returns the object's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Descriptor::Database(d) => &d.name,
+            Descriptor::Schema(d) => &d.name,
+            Descriptor::Table(d) => &d.name,
+            Descriptor::View(d) => &d.name,
+            Descriptor::Sequence(d) => &d.name,
+        }
+    }
+
+    /// Returns the id of the object the name lives in (0 for databases; the database for
+    /// schemas; the schema for relations).
+    fn parent(&self) -> u64 {
+        match self {
+            Descriptor::Database(_) => 0,
+            Descriptor::Schema(d) => d.db_id,
+            Descriptor::Table(d) => d.schema_id,
+            Descriptor::View(d) => d.schema_id,
+            Descriptor::Sequence(d) => d.schema_id,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    format: u32,
+    #[serde(flatten)]
+    desc: Descriptor,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+struct Meta {
+    format: u32,
+    version: u64,
+    next_id: u64,
+}
+
+/// A loaded catalog: every descriptor of a tenant, indexed by id and by name.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub version: u64,
+    next_id: u64,
+    descs: BTreeMap<u64, Descriptor>,
+    names: HashMap<(u64, String), u64>,
+}
+
+fn desc_key(tenant: TenantId, id: u64) -> Vec<u8> {
+    let mut k = layout::index_prefix(tenant, DESCRIPTORS_TABLE, IndexId(1));
+    codec::key::put_u64(&mut k, id, Direction::Asc);
+    k
+}
+
+fn meta_key(tenant: TenantId) -> Vec<u8> {
+    layout::index_prefix(tenant, META_TABLE, IndexId(1))
+}
+
+/// Returns the key of a sequence's current value.
+pub fn sequence_key(tenant: TenantId, id: u64) -> Vec<u8> {
+    let mut k = layout::index_prefix(tenant, SEQUENCES_TABLE, IndexId(1));
+    codec::key::put_u64(&mut k, id, Direction::Asc);
+    k
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, format!("corrupt catalog: {what}"))
+}
+
+impl Catalog {
+    /// Reads the catalog version in `txn` (0 if the catalog was never created).
+    pub async fn read_version(txn: &mut Transaction, tenant: TenantId) -> Result<u64> {
+        Ok(Self::read_meta(txn, tenant).await?.map_or(0, |m| m.version))
+    }
+
+    async fn read_meta(txn: &mut Transaction, tenant: TenantId) -> Result<Option<Meta>> {
+        match txn.get(&meta_key(tenant)).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(corrupt),
+        }
+    }
+
+    /// Loads every descriptor in `txn`, creating the initial catalog (databases `postgres`
+    /// and `tessera`, each with schema `public`) if there is none.
+    pub async fn load(txn: &mut Transaction, tenant: TenantId) -> Result<Catalog> {
+        let Some(meta) = Self::read_meta(txn, tenant).await? else {
+            return Self::bootstrap(txn, tenant).await;
+        };
+        let prefix = layout::index_prefix(tenant, DESCRIPTORS_TABLE, IndexId(1));
+        let end = codec::key::prefix_end(&prefix).unwrap_or_default();
+        let mut span = Span { start: prefix, end };
+        let mut cat = Catalog {
+            version: meta.version,
+            next_id: meta.next_id,
+            ..Catalog::default()
+        };
+        loop {
+            let out = txn.scan(&span, 1024, false).await?;
+            for (_, v) in out.pairs {
+                let env: Envelope = serde_json::from_slice(&v).map_err(corrupt)?;
+                if env.format > DESCRIPTOR_FORMAT {
+                    return Err(corrupt(format!(
+                        "descriptor format {} is newer than this binary",
+                        env.format
+                    )));
+                }
+                cat.insert(env.desc);
+            }
+            match out.resume {
+                Some(r) => span.start = r,
+                None => break,
+            }
+        }
+        Ok(cat)
+    }
+
+    async fn bootstrap(txn: &mut Transaction, tenant: TenantId) -> Result<Catalog> {
+        let mut cat = Catalog {
+            version: 0,
+            next_id: FIRST_USER_ID,
+            ..Catalog::default()
+        };
+        for db in ["postgres", "tessera"] {
+            let db_id = cat.allocate_id();
+            cat.put(
+                txn,
+                tenant,
+                Descriptor::Database(DatabaseDesc {
+                    id: db_id,
+                    name: db.into(),
+                }),
+            )?;
+            let schema_id = cat.allocate_id();
+            let public = SchemaDesc {
+                id: schema_id,
+                db_id,
+                name: "public".into(),
+            };
+            cat.put(txn, tenant, Descriptor::Schema(public))?;
+        }
+        cat.commit_changes(txn, tenant)?;
+        Ok(cat)
+    }
+
+    fn insert(&mut self, d: Descriptor) {
+        self.names
+            .insert((d.parent(), d.name().to_string()), d.id());
+        self.descs.insert(d.id(), d);
+    }
+
+    /// Hands out a new object id (persisted by [`Catalog::commit_changes`]).
+    pub fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Writes a descriptor (new or changed) in `txn` and updates this copy.
+    pub fn put(&mut self, txn: &mut Transaction, tenant: TenantId, d: Descriptor) -> Result<()> {
+        if let Some(old) = self.descs.get(&d.id()) {
+            let key = (old.parent(), old.name().to_string());
+            self.names.remove(&key);
+        }
+        let env = Envelope {
+            format: DESCRIPTOR_FORMAT,
+            desc: d.clone(),
+        };
+        let bytes = serde_json::to_vec(&env).map_err(corrupt)?;
+        txn.put(desc_key(tenant, d.id()), bytes)?;
+        self.insert(d);
+        Ok(())
+    }
+
+    /// Removes a descriptor in `txn` and from this copy.
+    pub fn remove(&mut self, txn: &mut Transaction, tenant: TenantId, id: u64) -> Result<()> {
+        if let Some(old) = self.descs.remove(&id) {
+            self.names.remove(&(old.parent(), old.name().to_string()));
+        }
+        txn.delete(desc_key(tenant, id))?;
+        Ok(())
+    }
+
+    /// Bumps the version and persists the id allocator; call once per DDL statement.
+    pub fn commit_changes(&mut self, txn: &mut Transaction, tenant: TenantId) -> Result<()> {
+        self.version += 1;
+        let meta = Meta {
+            format: DESCRIPTOR_FORMAT,
+            version: self.version,
+            next_id: self.next_id,
+        };
+        txn.put(
+            meta_key(tenant),
+            serde_json::to_vec(&meta).map_err(corrupt)?,
+        )?;
+        Ok(())
+    }
+
+    /// Returns a descriptor by id.
+    pub fn get(&self, id: u64) -> Option<&Descriptor> {
+        self.descs.get(&id)
+    }
+
+    /// Returns the object named `name` inside `parent`.
+    pub fn lookup(&self, parent: u64, name: &str) -> Option<&Descriptor> {
+        self.names
+            .get(&(parent, name.to_string()))
+            .and_then(|id| self.descs.get(id))
+    }
+
+    /// Returns every descriptor.
+    pub fn all(&self) -> impl Iterator<Item = &Descriptor> {
+        self.descs.values()
+    }
+
+    /// Returns a database by name.
+    pub fn database(&self, name: &str) -> Option<&DatabaseDesc> {
+        match self.lookup(0, name) {
+            Some(Descriptor::Database(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Returns a schema of a database by name.
+    pub fn schema(&self, db_id: u64, name: &str) -> Option<&SchemaDesc> {
+        match self.lookup(db_id, name) {
+            Some(Descriptor::Schema(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Returns a table by id.
+    pub fn table(&self, id: u64) -> Option<&TableDesc> {
+        match self.descs.get(&id) {
+            Some(Descriptor::Table(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Returns the tables whose foreign keys reference `table`.
+    pub fn referencing(&self, table: u64) -> Vec<&TableDesc> {
+        self.descs
+            .values()
+            .filter_map(|d| match d {
+                Descriptor::Table(t) if t.foreign_keys.iter().any(|f| f.ref_table == table) => {
+                    Some(t)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A node's cache of the last loaded catalog.
+#[derive(Default)]
+pub struct CatalogCache {
+    current: std::sync::Mutex<Option<Arc<Catalog>>>,
+}
+
+impl CatalogCache {
+    /// Returns the catalog as of `txn`, reusing the cached one if its version matches.
+    pub async fn get(&self, txn: &mut Transaction, tenant: TenantId) -> Result<Arc<Catalog>> {
+        let version = Catalog::read_version(txn, tenant).await?;
+        if version > 0
+            && let Some(c) = self
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            && c.version == version
+        {
+            return Ok(c.clone());
+        }
+        let cat = Arc::new(Catalog::load(txn, tenant).await?);
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.as_ref().is_none_or(|c| c.version < cat.version) {
+            *cur = Some(cat.clone());
+        }
+        Ok(cat)
+    }
+}

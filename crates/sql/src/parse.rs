@@ -1,0 +1,186 @@
+//! Parsing statement text with sqlparser (PostgreSQL dialect), with PostgreSQL's error
+//! wording and positions, and PostgreSQL's identifier case folding.
+
+use sqlparser::ast::{Ident, ObjectName, Statement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A parsed statement and its text.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub stmt: Statement,
+    /// The statement's own text (for error positions and view definitions).
+    pub sql: String,
+}
+
+/// Parses a string of one or more statements.
+pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    let pieces = split_statements(sql);
+    let mut out = Vec::with_capacity(pieces.len());
+    for (offset, text) in pieces {
+        let stmts = Parser::new(&PostgreSqlDialect {})
+            .with_recursion_limit(256)
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_statements())
+            .map_err(|e| syntax_error(&text, &e, offset))?;
+        for stmt in stmts {
+            out.push(Parsed {
+                stmt,
+                sql: text.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits text at top-level semicolons (outside strings, identifiers and comments), so
+/// that each statement is parsed alone and errors point into the whole text. Returns each
+/// piece with the character offset where it starts.
+/// Splits a string into statements with their byte offsets (without parsing them).
+pub fn split_statements(sql: &str) -> Vec<(usize, String)> {
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
+        return vec![(0, sql.to_string())];
+    };
+    let chars: Vec<char> = sql.chars().collect();
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            chars
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c == '\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let offset_of = |line: u64, col: u64| -> Option<usize> {
+        let ls = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        Some(ls + usize::try_from(col).ok()?.checked_sub(1)?)
+    };
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for t in &tokens {
+        if t.token == Token::SemiColon
+            && let Some(pos) = offset_of(t.span.start.line, t.span.start.column)
+        {
+            let text: String = chars[start..pos].iter().collect();
+            if !text.trim().is_empty() {
+                pieces.push((start, text));
+            }
+            start = pos + 1;
+        }
+    }
+    let rest: String = chars[start.min(chars.len())..].iter().collect();
+    if !rest.trim().is_empty() {
+        pieces.push((start, rest));
+    }
+    pieces
+}
+
+/// Builds PostgreSQL's syntax error from a parser error.
+fn syntax_error(sql: &str, err: &ParserError, offset: usize) -> Error {
+    let msg = match err {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => {
+            return Error::new(
+                ErrorKind::ProgramLimitExceeded,
+                "statement is too deeply nested",
+            );
+        }
+    };
+    let (body, position) = match msg.rfind(" at Line: ") {
+        Some(i) => (
+            msg[..i].to_string(),
+            location_to_position(sql, &msg[i + 10..]),
+        ),
+        None => (
+            msg.clone(),
+            msg.ends_with("found: EOF").then(|| sql.chars().count() + 1),
+        ),
+    };
+    let message = if let Some(found) = body.split("found: ").nth(1) {
+        if found == "EOF" {
+            "syntax error at end of input".to_string()
+        } else {
+            let token = found.trim_matches('\'');
+            format!("syntax error at or near \"{token}\"")
+        }
+    } else if body.to_ascii_lowercase().contains("unterminated") {
+        "unterminated quoted string".to_string()
+    } else {
+        format!("syntax error: {body}")
+    };
+    Error::new(ErrorKind::Syntax, message)
+        .with_detail(body)
+        .at(position.map(|p| p + offset))
+}
+
+fn location_to_position(sql: &str, loc: &str) -> Option<usize> {
+    let (l, c) = loc.split_once(", Column: ")?;
+    let (line, col): (u64, u64) = (l.trim().parse().ok()?, c.trim().parse().ok()?);
+    let (mut ln, mut cl) = (1u64, 1u64);
+    for (idx, ch) in sql.chars().enumerate() {
+        if ln == line && cl == col {
+            return Some(idx + 1);
+        }
+        if ch == '\n' {
+            ln += 1;
+            cl = 1;
+        } else {
+            cl += 1;
+        }
+    }
+    Some(sql.chars().count() + 1)
+}
+
+/// Folds an identifier as PostgreSQL does: unquoted names go to lower case.
+pub fn ident(i: &Ident) -> String {
+    match i.quote_style {
+        Some('"') => i.value.clone(),
+        _ => i.value.to_ascii_lowercase(),
+    }
+}
+
+/// Folds every part of a qualified name.
+pub fn object_name(n: &ObjectName) -> Result<Vec<String>> {
+    n.0.iter()
+        .map(|p| {
+            p.as_ident()
+                .map(ident)
+                .ok_or_else(|| Error::unsupported(format!("the name part {p}")))
+        })
+        .collect()
+}
+
+/// Returns the last part of a qualified name and its qualifiers.
+pub fn split_name(n: &ObjectName) -> Result<(Vec<String>, String)> {
+    let mut parts = object_name(n)?;
+    let last = parts
+        .pop()
+        .ok_or_else(|| Error::new(ErrorKind::Syntax, "empty name"))?;
+    Ok((parts, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_outside_strings() {
+        let p = parse("SELECT 'a;b'; SELECT 2;;").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].sql, "SELECT 'a;b'");
+    }
+
+    #[test]
+    fn syntax_errors_have_postgres_wording_and_position() {
+        let e = parse("SELECT 1;\nSELEC 2").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert_eq!(e.message, "syntax error at or near \"SELEC\"");
+        assert_eq!(e.position, Some(11));
+        let e = parse("SELECT * FROM").unwrap_err();
+        assert_eq!(e.message, "syntax error at end of input");
+        assert_eq!(e.position, Some(14));
+    }
+}

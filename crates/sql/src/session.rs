@@ -1,0 +1,1547 @@
+//! Sessions: one client connection's transaction state, settings and statement execution.
+//!
+//! ```text
+//!   idle ──BEGIN──▶ in transaction ──error──▶ failed ──ROLLBACK──▶ idle
+//!     │                  │  COMMIT / ROLLBACK ▲                     ▲
+//!     │                  └────────────────────┘   ROLLBACK TO ──────┘ (back to in transaction)
+//!     └─ any other statement: an implicit transaction, committed at once and retried
+//!        automatically (up to 10 times) when it fails with a retryable conflict
+//! ```
+//!
+//! Results are computed whole before they are returned, so a retried statement never
+//! sends anything twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use base::{Clock, TenantId};
+use chrono::{DateTime, Utc};
+use sqlparser::ast::{self as ast, Statement};
+use txn::{Savepoint, Transaction, TxnClient};
+
+use crate::binder::{Binder, DeletePlan, InsertPlan, InsertSource, UpdatePlan};
+use crate::catalog::{Catalog, CatalogCache};
+use crate::copy::{self, CopyFormat};
+use crate::ddl::DdlCtx;
+use crate::error::{Error, ErrorKind, Result};
+use crate::executor::{self, ExecCtx};
+use crate::functions::SessionInfo;
+use crate::parse::{self, Parsed};
+use crate::plan::{Column, QueryPlan};
+use crate::sequences::Sequences;
+use crate::types::SqlType;
+use crate::value::{Row, Value};
+
+/// How many times an implicit transaction is retried after a conflict.
+const AUTO_RETRIES: usize = 10;
+/// Rows per transaction when COPY runs outside an explicit transaction.
+const COPY_BATCH: usize = 10_000;
+
+/// State shared by every session of a node.
+pub struct SqlEngine {
+    pub client: TxnClient,
+    pub tenant: TenantId,
+    pub catalog: CatalogCache,
+    pub sequences: Sequences,
+    pub clock: Arc<dyn Clock>,
+    next_pid: AtomicI32,
+}
+
+impl SqlEngine {
+    /// Returns the SQL engine over a transaction client.
+    pub fn new(client: TxnClient, clock: Arc<dyn Clock>) -> Arc<SqlEngine> {
+        Arc::new(SqlEngine {
+            sequences: Sequences::new(client.clone(), clock.clone()),
+            client,
+            tenant: TenantId::SYSTEM,
+            catalog: CatalogCache::default(),
+            clock,
+            next_pid: AtomicI32::new(1000),
+        })
+    }
+
+    /// Opens a session for `user` on `database`, checking that the database exists.
+    pub async fn session(self: &Arc<Self>, user: &str, database: &str) -> Result<Session> {
+        let mut t = self.client.begin().await?;
+        let cat = self.catalog.get(&mut t, self.tenant).await?;
+        t.commit().await?;
+        if cat.database(database).is_none() {
+            return Err(Error::new(
+                ErrorKind::UndefinedDatabase,
+                format!("database \"{database}\" does not exist"),
+            ));
+        }
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        Ok(Session {
+            engine: self.clone(),
+            user: user.to_string(),
+            database: database.to_string(),
+            pid,
+            txn: None,
+            settings: default_settings(user, database),
+            cancel: Arc::new(AtomicBool::new(false)),
+            copy: None,
+        })
+    }
+}
+
+fn default_settings(user: &str, database: &str) -> BTreeMap<String, String> {
+    let mut s = BTreeMap::new();
+    for (k, v) in [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("client_min_messages", "notice"),
+        ("datestyle", "ISO, MDY"),
+        ("default_transaction_isolation", "serializable"),
+        ("default_transaction_read_only", "off"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("is_superuser", "on"),
+        ("lc_collate", "C"),
+        ("lc_ctype", "C"),
+        ("lc_messages", "C"),
+        ("lc_monetary", "C"),
+        ("lc_numeric", "C"),
+        ("lc_time", "C"),
+        ("lock_timeout", "0"),
+        ("max_identifier_length", "63"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", "15.0"),
+        ("server_version_num", "150000"),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("timezone", "UTC"),
+        ("transaction_isolation", "serializable"),
+        ("transaction_read_only", "off"),
+        ("bytea_output", "hex"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("row_security", "on"),
+        ("synchronous_commit", "on"),
+        ("work_mem", "4MB"),
+        ("max_connections", "1000"),
+        ("block_size", "8192"),
+    ] {
+        s.insert(k.to_string(), v.to_string());
+    }
+    s.insert("session_authorization".into(), user.to_string());
+    s.insert("current_database".into(), database.to_string());
+    s
+}
+
+/// The transaction status a client sees (ReadyForQuery).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows, with a command tag (`SELECT`, or `INSERT 0` for INSERT ... RETURNING: the
+    /// row count is appended by the wire layer).
+    Rows {
+        columns: Arc<Vec<Column>>,
+        rows: Vec<Row>,
+        tag: String,
+    },
+    /// A complete command tag (`CREATE TABLE`, `INSERT 0 3`).
+    Command(String),
+    /// COPY FROM STDIN: the client sends data next.
+    CopyIn {
+        columns: usize,
+    },
+    /// COPY TO STDOUT: data lines.
+    CopyOut {
+        columns: usize,
+        lines: Vec<String>,
+    },
+    Empty,
+}
+
+/// A statement's result and the notices it raised.
+#[derive(Debug)]
+pub struct Output {
+    pub outcome: Outcome,
+    pub notices: Vec<String>,
+}
+
+impl Output {
+    fn new(outcome: Outcome) -> Output {
+        Output {
+            outcome,
+            notices: Vec::new(),
+        }
+    }
+}
+
+struct TxnState {
+    txn: Transaction,
+    explicit: bool,
+    failed: bool,
+    read_only: bool,
+    /// The catalog as changed by DDL earlier in this transaction.
+    catalog: Option<Arc<Catalog>>,
+    savepoints: Vec<(String, Savepoint)>,
+    started: DateTime<Utc>,
+}
+
+/// A bound statement, cached in a prepared statement while the catalog is unchanged.
+#[derive(Debug)]
+struct Bound {
+    stmt: BoundStmt,
+    /// Subqueries the statement refers to by index.
+    subplans: Vec<crate::plan::SubPlan>,
+}
+
+#[derive(Debug)]
+enum BoundStmt {
+    Query(QueryPlan),
+    Insert(InsertPlan),
+    Update(UpdatePlan),
+    Delete(DeletePlan),
+}
+
+/// A statement prepared with the extended protocol.
+#[derive(Debug)]
+pub struct Prepared {
+    pub parsed: Option<Parsed>,
+    pub param_types: Vec<SqlType>,
+    pub columns: Vec<Column>,
+    plan: std::sync::Mutex<Option<(u64, Arc<Bound>)>>,
+}
+
+/// COPY FROM STDIN in progress.
+struct CopyState {
+    plan: InsertPlan,
+    types: Vec<SqlType>,
+    format: CopyFormat,
+    buf: Vec<u8>,
+    pending: Vec<Vec<Value>>,
+    count: u64,
+    header_skipped: bool,
+    done: bool,
+}
+
+/// One client's session.
+pub struct Session {
+    engine: Arc<SqlEngine>,
+    user: String,
+    database: String,
+    pid: i32,
+    txn: Option<TxnState>,
+    settings: BTreeMap<String, String>,
+    cancel: Arc<AtomicBool>,
+    copy: Option<CopyState>,
+}
+
+fn is_transaction_control(s: &Statement) -> bool {
+    matches!(
+        s,
+        Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+    )
+}
+
+impl Session {
+    /// Returns the session's process id (for cancel requests).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Returns the flag that cancels the running statement when set.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Returns the user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Returns the current database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Returns a setting's value.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Returns the transaction status.
+    pub fn status(&self) -> TxnStatus {
+        match &self.txn {
+            Some(t) if t.explicit && t.failed => TxnStatus::Failed,
+            Some(t) if t.explicit => TxnStatus::InTransaction,
+            _ => TxnStatus::Idle,
+        }
+    }
+
+    /// Runs a string of statements (the simple query protocol). Stops at the first error,
+    /// which is the last element.
+    pub async fn simple_query(&mut self, sql: &str) -> Vec<Result<Output>> {
+        self.cancel.store(false, Ordering::Relaxed);
+        let parsed = match parse::parse(sql) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail_txn();
+                return vec![Err(e)];
+            }
+        };
+        let mut out = Vec::new();
+        // Several statements in one query string run in one implicit transaction in
+        // PostgreSQL; here each runs on its own unless a transaction is open.
+        for p in parsed {
+            let r = self.run(&p, &[], None).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Parses and binds a statement for the extended protocol, inferring parameter types
+    /// and result columns.
+    pub async fn prepare(&mut self, sql: &str, declared: &[Option<SqlType>]) -> Result<Prepared> {
+        let mut parsed = parse::parse(sql)?;
+        if parsed.len() > 1 {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(p) = parsed.pop() else {
+            return Ok(Prepared {
+                parsed: None,
+                param_types: vec![],
+                columns: vec![],
+                plan: std::sync::Mutex::new(None),
+            });
+        };
+        let types: Vec<SqlType> = declared
+            .iter()
+            .map(|t| t.clone().unwrap_or(SqlType::Unknown))
+            .collect();
+        let bindable = matches!(
+            p.stmt,
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+        );
+        if !bindable {
+            let columns = match &p.stmt {
+                Statement::ShowVariable { variable } => {
+                    vec![Column::new(show_name(variable), SqlType::Text)]
+                }
+                Statement::Explain { .. } => vec![Column::new("QUERY PLAN", SqlType::Text)],
+                _ => vec![],
+            };
+            let n = max_placeholder(&p.stmt);
+            let mut pt = types;
+            pt.resize(pt.len().max(n), SqlType::Text);
+            let pt = pt
+                .into_iter()
+                .map(|t| {
+                    if t == SqlType::Unknown {
+                        SqlType::Text
+                    } else {
+                        t
+                    }
+                })
+                .collect();
+            return Ok(Prepared {
+                parsed: Some(p),
+                param_types: pt,
+                columns,
+                plan: std::sync::Mutex::new(None),
+            });
+        }
+        let (catalog, db_id) = self.catalog_for_binding().await?;
+        let mut b = Binder::new(&catalog, db_id, types);
+        let bound = bind(&mut b, &p.stmt)?;
+        let columns = match &bound.stmt {
+            BoundStmt::Query(q) => q.columns.clone(),
+            BoundStmt::Insert(i) => i.columns.clone(),
+            BoundStmt::Update(u) => u.columns.clone(),
+            BoundStmt::Delete(d) => d.columns.clone(),
+        };
+        let n = max_placeholder(&p.stmt);
+        let mut param_types = b.param_types();
+        if param_types.len() < n {
+            param_types.resize(n, SqlType::Text);
+        }
+        Ok(Prepared {
+            parsed: Some(p),
+            param_types,
+            columns,
+            plan: std::sync::Mutex::new(Some((catalog.version, Arc::new(bound)))),
+        })
+    }
+
+    /// Runs a prepared statement with parameter values.
+    pub async fn execute(&mut self, prepared: &Prepared, params: &[Value]) -> Result<Output> {
+        self.cancel.store(false, Ordering::Relaxed);
+        let Some(p) = &prepared.parsed else {
+            return Ok(Output::new(Outcome::Empty));
+        };
+        if params.len() != prepared.param_types.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidParameterValue,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    params.len(),
+                    prepared.param_types.len()
+                ),
+            ));
+        }
+        self.run(p, params, Some(prepared)).await
+    }
+
+    async fn catalog_for_binding(&mut self) -> Result<(Arc<Catalog>, u64)> {
+        let cat = match &mut self.txn {
+            Some(t) if !t.failed => match &t.catalog {
+                Some(c) => c.clone(),
+                None => {
+                    self.engine
+                        .catalog
+                        .get(&mut t.txn, self.engine.tenant)
+                        .await?
+                }
+            },
+            _ => {
+                let mut t = self.engine.client.begin().await?;
+                let c = self.engine.catalog.get(&mut t, self.engine.tenant).await?;
+                t.commit().await?;
+                c
+            }
+        };
+        let db = cat.database(&self.database).map(|d| d.id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UndefinedDatabase,
+                format!("database \"{}\" does not exist", self.database),
+            )
+        })?;
+        Ok((cat, db))
+    }
+
+    fn fail_txn(&mut self) {
+        if let Some(t) = &mut self.txn
+            && t.explicit
+        {
+            t.failed = true;
+        }
+    }
+
+    async fn run(
+        &mut self,
+        p: &Parsed,
+        params: &[Value],
+        prepared: Option<&Prepared>,
+    ) -> Result<Output> {
+        let r = self.run_inner(p, params, prepared).await;
+        if r.is_err() {
+            self.fail_txn();
+        }
+        r
+    }
+
+    async fn run_inner(
+        &mut self,
+        p: &Parsed,
+        params: &[Value],
+        prepared: Option<&Prepared>,
+    ) -> Result<Output> {
+        let stmt = &p.stmt;
+        if is_transaction_control(stmt) {
+            return self.transaction_control(stmt).await;
+        }
+        if let Some(t) = &self.txn
+            && t.explicit
+            && t.failed
+        {
+            return Err(Error::new(
+                ErrorKind::InFailedTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        match stmt {
+            Statement::Set(s) => return self.set(s),
+            Statement::ShowVariable { variable } => return self.show(variable),
+            Statement::Reset(r) => {
+                match &r.reset {
+                    ast::Reset::ALL => {
+                        self.settings = default_settings(&self.user, &self.database);
+                    }
+                    ast::Reset::SessionAuthorization => {}
+                    ast::Reset::ConfigurationParameter(n) => {
+                        let name = parse::object_name(n)?.join(".");
+                        if let Some(v) = default_settings(&self.user, &self.database).get(&name) {
+                            self.settings.insert(name, v.clone());
+                        }
+                    }
+                }
+                return Ok(Output::new(Outcome::Command("RESET".into())));
+            }
+            Statement::Discard { .. } => {
+                return Ok(Output::new(Outcome::Command("DISCARD ALL".into())));
+            }
+            Statement::Deallocate { .. } => {
+                return Ok(Output::new(Outcome::Command("DEALLOCATE".into())));
+            }
+            Statement::Analyze(_) | Statement::Vacuum(_) => {
+                let tag = if matches!(stmt, Statement::Analyze(_)) {
+                    "ANALYZE"
+                } else {
+                    "VACUUM"
+                };
+                return Ok(Output::new(Outcome::Command(tag.into())));
+            }
+            Statement::Copy {
+                source,
+                to,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => {
+                return self
+                    .copy_statement(source, *to, target, options, legacy_options, params)
+                    .await;
+            }
+            _ => {}
+        }
+        if self.txn.as_ref().is_some_and(|t| t.explicit) {
+            let mut state = self.txn.take().expect("checked above");
+            let r = self.run_in_txn(&mut state, p, params, prepared).await;
+            self.txn = Some(state);
+            return r;
+        }
+        // An implicit transaction, retried on conflicts.
+        let mut attempt = 0;
+        loop {
+            let txn = self.engine.client.begin().await?;
+            let mut state = TxnState {
+                txn,
+                explicit: false,
+                failed: false,
+                read_only: false,
+                catalog: None,
+                savepoints: vec![],
+                started: Utc::now(),
+            };
+            let r = self.run_in_txn(&mut state, p, params, prepared).await;
+            let r = match r {
+                Ok(out) => match state.txn.commit().await {
+                    Ok(_) => return Ok(out),
+                    Err(e) => Err(Error::from(e)),
+                },
+                Err(e) => {
+                    let _ = state.txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match r {
+                Err(e) if e.is_retryable() && attempt < AUTO_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_micros(100 << attempt.min(8)))
+                        .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn transaction_control(&mut self, stmt: &Statement) -> Result<Output> {
+        let tag = |s: &str| Ok(Output::new(Outcome::Command(s.into())));
+        match stmt {
+            Statement::StartTransaction { modes, .. } => {
+                if self.txn.as_ref().is_some_and(|t| t.explicit) {
+                    return Ok(Output {
+                        outcome: Outcome::Command("BEGIN".into()),
+                        notices: vec!["there is already a transaction in progress".into()],
+                    });
+                }
+                let read_only = modes.iter().any(|m| {
+                    matches!(
+                        m,
+                        ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)
+                    )
+                });
+                let txn = self.engine.client.begin().await?;
+                self.txn = Some(TxnState {
+                    txn,
+                    explicit: true,
+                    failed: false,
+                    read_only,
+                    catalog: None,
+                    savepoints: vec![],
+                    started: Utc::now(),
+                });
+                tag("BEGIN")
+            }
+            Statement::Commit { .. } => match self.txn.take() {
+                None => Ok(Output {
+                    outcome: Outcome::Command("COMMIT".into()),
+                    notices: vec!["there is no transaction in progress".into()],
+                }),
+                Some(mut t) => {
+                    if t.failed {
+                        let _ = t.txn.rollback().await;
+                        return tag("ROLLBACK");
+                    }
+                    t.txn.commit().await?;
+                    tag("COMMIT")
+                }
+            },
+            Statement::Rollback {
+                savepoint: None, ..
+            } => match self.txn.take() {
+                None => Ok(Output {
+                    outcome: Outcome::Command("ROLLBACK".into()),
+                    notices: vec!["there is no transaction in progress".into()],
+                }),
+                Some(mut t) => {
+                    t.txn.rollback().await?;
+                    tag("ROLLBACK")
+                }
+            },
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                let n = parse::ident(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+                    return Err(Error::new(
+                        ErrorKind::NoActiveTransaction,
+                        "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                    ));
+                };
+                let Some(pos) = t.savepoints.iter().rposition(|(s, _)| *s == n) else {
+                    return Err(Error::new(
+                        ErrorKind::InvalidSavepoint,
+                        format!("savepoint \"{n}\" does not exist"),
+                    ));
+                };
+                t.savepoints.truncate(pos + 1);
+                t.txn.rollback_to(&t.savepoints[pos].1);
+                t.failed = false;
+                t.catalog = None;
+                tag("ROLLBACK")
+            }
+            Statement::Savepoint { name } => {
+                let n = parse::ident(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+                    return Err(Error::new(
+                        ErrorKind::NoActiveTransaction,
+                        "SAVEPOINT can only be used in transaction blocks",
+                    ));
+                };
+                if t.failed {
+                    return Err(Error::new(
+                        ErrorKind::InFailedTransaction,
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ));
+                }
+                let sp = t.txn.savepoint();
+                t.savepoints.push((n, sp));
+                tag("SAVEPOINT")
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let n = parse::ident(name);
+                let Some(t) = self.txn.as_mut().filter(|t| t.explicit) else {
+                    return Err(Error::new(
+                        ErrorKind::NoActiveTransaction,
+                        "RELEASE SAVEPOINT can only be used in transaction blocks",
+                    ));
+                };
+                if t.failed {
+                    return Err(Error::new(
+                        ErrorKind::InFailedTransaction,
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ));
+                }
+                let Some(pos) = t.savepoints.iter().rposition(|(s, _)| *s == n) else {
+                    return Err(Error::new(
+                        ErrorKind::InvalidSavepoint,
+                        format!("savepoint \"{n}\" does not exist"),
+                    ));
+                };
+                for (_, sp) in t.savepoints.drain(pos..).rev() {
+                    t.txn.release(sp);
+                }
+                tag("RELEASE")
+            }
+            _ => Err(Error::internal("not a transaction control statement")),
+        }
+    }
+
+    fn session_info(
+        &self,
+        catalog: Arc<Catalog>,
+        db_id: u64,
+        started: DateTime<Utc>,
+    ) -> SessionInfo {
+        SessionInfo {
+            user: self.user.clone(),
+            database: self.database.clone(),
+            txn_time: started,
+            statement_time: Utc::now(),
+            backend_pid: self.pid,
+            catalog,
+            db_id,
+            settings: Arc::new(
+                self.settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
+    async fn run_in_txn(
+        &mut self,
+        state: &mut TxnState,
+        p: &Parsed,
+        params: &[Value],
+        prepared: Option<&Prepared>,
+    ) -> Result<Output> {
+        let catalog = match &state.catalog {
+            Some(c) => c.clone(),
+            None => {
+                self.engine
+                    .catalog
+                    .get(&mut state.txn, self.engine.tenant)
+                    .await?
+            }
+        };
+        let db_id = catalog
+            .database(&self.database)
+            .map(|d| d.id)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedDatabase,
+                    format!("database \"{}\" does not exist", self.database),
+                )
+            })?;
+        let info = self.session_info(catalog.clone(), db_id, state.started);
+        let engine = self.engine.clone();
+        let cancel = self.cancel.clone();
+        let stmt = &p.stmt;
+        let is_write = matches!(
+            stmt,
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+        ) || matches!(stmt, Statement::Query(q) if !q.locks.is_empty());
+        let is_ddl = !matches!(
+            stmt,
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Explain { .. }
+        );
+        if state.read_only && (is_write || is_ddl) {
+            return Err(Error::new(
+                ErrorKind::ReadOnlyTransaction,
+                "cannot execute this statement in a read-only transaction",
+            ));
+        }
+        match stmt {
+            Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_) => {
+                let bound = match prepared
+                    .and_then(|pr| pr.plan.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                {
+                    Some((version, b)) if version == catalog.version => b,
+                    _ => {
+                        let types = prepared
+                            .map(|pr| pr.param_types.clone())
+                            .unwrap_or_default();
+                        let mut b = Binder::new(&catalog, db_id, types);
+                        let bound = Arc::new(bind(&mut b, stmt)?);
+                        if let Some(pr) = prepared {
+                            *pr.plan.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((catalog.version, bound.clone()));
+                        }
+                        bound
+                    }
+                };
+                run_bound(&bound, &mut state.txn, &engine, params, &info, &cancel)
+                    .await
+                    .map(Output::new)
+            }
+            Statement::Explain {
+                statement,
+                analyze,
+                options,
+                ..
+            } => {
+                let analyze = *analyze
+                    || options.as_ref().is_some_and(|o| {
+                        o.iter()
+                            .any(|u| u.name.value.eq_ignore_ascii_case("analyze"))
+                    });
+                let mut b = Binder::new(&catalog, db_id, vec![]);
+                let bound = bind(&mut b, statement)?;
+                let mut lines = Vec::new();
+                let plan = match &bound.stmt {
+                    BoundStmt::Query(q) => q.root.clone(),
+                    BoundStmt::Insert(i) => {
+                        lines.push(format!("Insert on {}", i.table.name));
+                        match &i.source {
+                            InsertSource::Query(p) => p.clone(),
+                            _ => crate::plan::Plan::Values {
+                                rows: vec![],
+                                types: vec![],
+                            },
+                        }
+                    }
+                    BoundStmt::Update(u) => {
+                        lines.push(format!("Update on {}", u.table.name));
+                        u.scan.clone()
+                    }
+                    BoundStmt::Delete(d) => {
+                        lines.push(format!("Delete on {}", d.table.name));
+                        d.scan.clone()
+                    }
+                };
+                let depth = usize::from(!lines.is_empty());
+                plan.explain(&mut lines, depth);
+                if analyze {
+                    let start = std::time::Instant::now();
+                    let out = run_bound(
+                        &Arc::new(bound),
+                        &mut state.txn,
+                        &engine,
+                        params,
+                        &info,
+                        &cancel,
+                    )
+                    .await?;
+                    let rows = match &out {
+                        Outcome::Rows { rows, .. } => rows.len(),
+                        _ => 0,
+                    };
+                    lines.push(format!(
+                        "Execution: {rows} rows in {:.3} ms",
+                        start.elapsed().as_secs_f64() * 1000.0
+                    ));
+                }
+                let columns = Arc::new(vec![Column::new("QUERY PLAN", SqlType::Text)]);
+                let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
+                Ok(Output::new(Outcome::Rows {
+                    columns,
+                    rows,
+                    tag: "EXPLAIN".into(),
+                }))
+            }
+            _ => {
+                // DDL.
+                let mut cat = (*catalog).clone();
+                let (tag, notice) = {
+                    let no_subplans = Vec::new();
+                    let mut cx = ExecCtx::new(
+                        &mut state.txn,
+                        engine.tenant,
+                        params,
+                        &info,
+                        &no_subplans,
+                        &engine.sequences,
+                        &cancel,
+                    );
+                    let mut ddl = DdlCtx {
+                        cx: &mut cx,
+                        catalog: &mut cat,
+                        db_id,
+                    };
+                    ddl.run(stmt, &p.sql).await?
+                };
+                if cat.version != catalog.version {
+                    state.catalog = Some(Arc::new(cat));
+                }
+                Ok(Output {
+                    outcome: Outcome::Command(tag),
+                    notices: notice.into_iter().collect(),
+                })
+            }
+        }
+    }
+
+    fn set(&mut self, s: &ast::Set) -> Result<Output> {
+        let done = Ok(Output::new(Outcome::Command("SET".into())));
+        match s {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = parse::object_name(variable)?.join(".").to_ascii_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(x) => match &x.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.set_variable(&name, &value)?;
+                done
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                let v = match value {
+                    ast::Expr::Value(x) => match &x.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                self.set_variable("timezone", &v)?;
+                done
+            }
+            ast::Set::SetTransaction { modes, .. } => {
+                for m in modes {
+                    if let ast::TransactionMode::AccessMode(a) = m
+                        && let Some(t) = self.txn.as_mut().filter(|t| t.explicit)
+                    {
+                        t.read_only = matches!(a, ast::TransactionAccessMode::ReadOnly);
+                    }
+                }
+                done
+            }
+            ast::Set::SetNames { charset_name, .. } => {
+                self.set_variable("client_encoding", &charset_name.value)?;
+                done
+            }
+            ast::Set::SetNamesDefault {} => done,
+            ast::Set::SetRole { .. } | ast::Set::SetSessionAuthorization(_) => done,
+            _ => Err(Error::unsupported("this form of SET")),
+        }
+    }
+
+    /// Applies a setting a client sent in its startup packet.
+    pub fn set_parameter(&mut self, name: &str, value: &str) -> Result<()> {
+        self.set_variable(&name.to_ascii_lowercase(), value)
+    }
+
+    fn set_variable(&mut self, name: &str, value: &str) -> Result<()> {
+        let v = value.trim();
+        let norm = v.trim_matches('\'').to_string();
+        match name {
+            "timezone" | "time zone" => {
+                let upper = norm.to_ascii_uppercase();
+                if !matches!(
+                    upper.as_str(),
+                    "UTC"
+                        | "GMT"
+                        | "ETC/UTC"
+                        | "ETC/GMT"
+                        | "Z"
+                        | "ZULU"
+                        | "UCT"
+                        | "UNIVERSAL"
+                        | "DEFAULT"
+                        | "LOCAL"
+                        | "+00"
+                        | "+00:00"
+                        | "0"
+                        | "00:00"
+                ) {
+                    return Err(Error::unsupported(format!(
+                        "time zone \"{norm}\" (sessions run in UTC)"
+                    )));
+                }
+                self.settings.insert("timezone".into(), "UTC".into());
+            }
+            "client_encoding" | "names" => {
+                let upper = norm.to_ascii_uppercase().replace('-', "");
+                if !matches!(upper.as_str(), "UTF8" | "UNICODE" | "DEFAULT") {
+                    return Err(Error::unsupported(format!(
+                        "client encoding \"{norm}\" (only UTF8)"
+                    )));
+                }
+                self.settings
+                    .insert("client_encoding".into(), "UTF8".into());
+            }
+            "datestyle" => {
+                let upper = norm.to_ascii_uppercase();
+                if !upper.contains("ISO") && upper != "DEFAULT" {
+                    return Err(Error::unsupported(format!(
+                        "DateStyle \"{norm}\" (only ISO)"
+                    )));
+                }
+                self.settings.insert("datestyle".into(), "ISO, MDY".into());
+            }
+            "transaction_isolation"
+            | "default_transaction_isolation"
+            | "transaction isolation level" => {
+                // Every transaction is serializable; weaker requests get the stronger level.
+                self.settings
+                    .insert(name.to_string(), "serializable".into());
+            }
+            "intervalstyle" => {
+                if !norm.eq_ignore_ascii_case("postgres") && !norm.eq_ignore_ascii_case("default") {
+                    return Err(Error::unsupported(format!("IntervalStyle \"{norm}\"")));
+                }
+            }
+            "bytea_output" => {
+                if !norm.eq_ignore_ascii_case("hex") {
+                    return Err(Error::unsupported(format!("bytea_output \"{norm}\"")));
+                }
+            }
+            "standard_conforming_strings" => {
+                if !matches!(
+                    norm.to_ascii_lowercase().as_str(),
+                    "on" | "true" | "default"
+                ) {
+                    return Err(Error::unsupported("standard_conforming_strings = off"));
+                }
+            }
+            n if self.settings.contains_key(n)
+                || n.contains('.')
+                || KNOWN_SETTINGS.contains(&n) =>
+            {
+                let val = if norm.eq_ignore_ascii_case("default") {
+                    default_settings(&self.user, &self.database)
+                        .get(n)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    norm
+                };
+                self.settings.insert(n.to_string(), val);
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorKind::UndefinedObject,
+                    format!("unrecognized configuration parameter \"{other}\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn show(&self, variable: &[ast::Ident]) -> Result<Output> {
+        let name = show_name(variable);
+        let key = name.to_ascii_lowercase();
+        let key = match key.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            k => k.to_string(),
+        };
+        if key == "all" {
+            let columns = Arc::new(vec![
+                Column::new("name", SqlType::Text),
+                Column::new("setting", SqlType::Text),
+                Column::new("description", SqlType::Text),
+            ]);
+            let rows = self
+                .settings
+                .iter()
+                .map(|(k, v)| {
+                    vec![
+                        Value::Text(k.clone()),
+                        Value::Text(v.clone()),
+                        Value::Text(String::new()),
+                    ]
+                })
+                .collect();
+            return Ok(Output::new(Outcome::Rows {
+                columns,
+                rows,
+                tag: "SHOW".into(),
+            }));
+        }
+        let value = self.settings.get(&key).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::UndefinedObject,
+                format!("unrecognized configuration parameter \"{key}\""),
+            )
+        })?;
+        let display = match key.as_str() {
+            "timezone" => "TimeZone".to_string(),
+            "datestyle" => "DateStyle".to_string(),
+            "intervalstyle" => "IntervalStyle".to_string(),
+            _ => key.clone(),
+        };
+        let columns = Arc::new(vec![Column::new(display, SqlType::Text)]);
+        Ok(Output::new(Outcome::Rows {
+            columns,
+            rows: vec![vec![Value::Text(value)]],
+            tag: "SHOW".into(),
+        }))
+    }
+
+    async fn copy_statement(
+        &mut self,
+        source: &ast::CopySource,
+        to: bool,
+        target: &ast::CopyTarget,
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+        params: &[Value],
+    ) -> Result<Output> {
+        let mut fmt = CopyFormat::default();
+        let mut null_set = None;
+        let mut delim_set = None;
+        for o in options {
+            match o {
+                ast::CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                    "csv" => {
+                        fmt = CopyFormat {
+                            header: fmt.header,
+                            ..CopyFormat::csv()
+                        }
+                    }
+                    "text" => {}
+                    other => return Err(Error::unsupported(format!("COPY format {other}"))),
+                },
+                ast::CopyOption::Delimiter(c) => delim_set = Some(*c),
+                ast::CopyOption::Null(n) => null_set = Some(n.clone()),
+                ast::CopyOption::Header(h) => fmt.header = *h,
+                ast::CopyOption::Quote(q) => fmt.quote = *q,
+                ast::CopyOption::Escape(e) => fmt.escape = *e,
+                ast::CopyOption::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                ast::CopyOption::Freeze(_) => {}
+                other => return Err(Error::unsupported(format!("COPY option {other}"))),
+            }
+        }
+        for o in legacy {
+            match o {
+                ast::CopyLegacyOption::Csv(csv_opts) => {
+                    fmt = CopyFormat {
+                        header: fmt.header,
+                        ..CopyFormat::csv()
+                    };
+                    for c in csv_opts {
+                        match c {
+                            ast::CopyLegacyCsvOption::Header => fmt.header = true,
+                            ast::CopyLegacyCsvOption::Quote(q) => fmt.quote = *q,
+                            ast::CopyLegacyCsvOption::Escape(e) => fmt.escape = *e,
+                            _ => return Err(Error::unsupported("this COPY CSV option")),
+                        }
+                    }
+                }
+                ast::CopyLegacyOption::Delimiter(c) => delim_set = Some(*c),
+                ast::CopyLegacyOption::Null(n) => null_set = Some(n.clone()),
+                ast::CopyLegacyOption::Binary => return Err(Error::unsupported("COPY BINARY")),
+                _ => return Err(Error::unsupported("this COPY option")),
+            }
+        }
+        if let Some(d) = delim_set {
+            fmt.delimiter = d;
+        }
+        if let Some(n) = null_set {
+            fmt.null = n;
+        }
+        match (to, target) {
+            (false, ast::CopyTarget::Stdin) => {
+                let ast::CopySource::Table {
+                    table_name,
+                    columns,
+                } = source
+                else {
+                    return Err(Error::new(ErrorKind::Syntax, "COPY FROM needs a table"));
+                };
+                let (catalog, db_id) = self.catalog_for_binding().await?;
+                let mut b = Binder::new(&catalog, db_id, vec![]);
+                let cols: Vec<ast::ObjectName> = columns
+                    .iter()
+                    .map(|c| ast::ObjectName::from(vec![c.clone()]))
+                    .collect();
+                // Bind as `INSERT INTO t (cols) DEFAULT VALUES`: the targets are what COPY needs.
+                let Parsed {
+                    stmt: Statement::Insert(mut ins),
+                    ..
+                } = parse::parse("INSERT INTO t DEFAULT VALUES")?
+                    .pop()
+                    .ok_or_else(|| Error::internal("empty template"))?
+                else {
+                    return Err(Error::internal("COPY template is not an INSERT"));
+                };
+                ins.table = ast::TableObject::TableName(table_name.clone());
+                ins.columns = cols;
+                let plan = b.bind_insert(&ins)?;
+                let live: Vec<SqlType> = plan.table.live_columns().map(|c| c.ty.clone()).collect();
+                let types: Vec<SqlType> = plan.targets.iter().map(|p| live[*p].clone()).collect();
+                let n = types.len();
+                self.copy = Some(CopyState {
+                    plan,
+                    types,
+                    format: fmt,
+                    buf: Vec::new(),
+                    pending: Vec::new(),
+                    count: 0,
+                    header_skipped: false,
+                    done: false,
+                });
+                Ok(Output::new(Outcome::CopyIn { columns: n }))
+            }
+            (true, ast::CopyTarget::Stdout) => {
+                let query = match source {
+                    ast::CopySource::Table {
+                        table_name,
+                        columns,
+                    } => {
+                        let cols = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        format!("SELECT {cols} FROM {table_name}")
+                    }
+                    ast::CopySource::Query(q) => q.to_string(),
+                };
+                let parsed = parse::parse(&query)?
+                    .pop()
+                    .ok_or_else(|| Error::internal("empty COPY query"))?;
+                let out = Box::pin(self.run_inner(&parsed, params, None)).await?;
+                let Outcome::Rows { columns, rows, .. } = out.outcome else {
+                    return Err(Error::internal("COPY query returned no rows"));
+                };
+                let types: Vec<SqlType> = columns.iter().map(|c| c.ty.clone()).collect();
+                let mut lines = Vec::with_capacity(rows.len() + 1);
+                if fmt.header {
+                    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+                    lines.push(format!("{}\n", names.join(&fmt.delimiter.to_string())));
+                }
+                for r in &rows {
+                    lines.push(copy::format_row(r, &types, &fmt));
+                }
+                Ok(Output::new(Outcome::CopyOut {
+                    columns: types.len(),
+                    lines,
+                }))
+            }
+            _ => Err(Error::unsupported(
+                "COPY to or from a file or program (use STDIN/STDOUT)",
+            )),
+        }
+    }
+
+    /// Receives COPY data; rows are written in batches.
+    pub async fn copy_data(&mut self, data: &[u8]) -> Result<()> {
+        let Some(state) = self.copy.as_mut() else {
+            return Err(Error::new(ErrorKind::Syntax, "COPY data without COPY"));
+        };
+        state.buf.extend_from_slice(data);
+        let lines = copy::take_lines(&mut state.buf, &state.format);
+        for line in lines {
+            if state.done {
+                continue;
+            }
+            if state.format.header && !state.header_skipped {
+                state.header_skipped = true;
+                continue;
+            }
+            match copy::parse_line(&line, &state.format, &state.types) {
+                Ok(Some(row)) => state.pending.push(row),
+                Ok(None) => state.done = true,
+                Err(e) => {
+                    self.copy = None;
+                    self.fail_txn();
+                    return Err(e.with_detail(format!("COPY, line: {line}")));
+                }
+            }
+        }
+        if self
+            .copy
+            .as_ref()
+            .is_some_and(|s| s.pending.len() >= COPY_BATCH)
+        {
+            self.copy_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes COPY FROM STDIN; returns the number of rows copied.
+    pub async fn copy_done(&mut self) -> Result<u64> {
+        if let Some(state) = self.copy.as_mut()
+            && !state.buf.is_empty()
+        {
+            let rest = String::from_utf8_lossy(&std::mem::take(&mut state.buf)).into_owned();
+            if !state.done && (!state.format.header || state.header_skipped) {
+                match copy::parse_line(rest.trim_end_matches('\r'), &state.format, &state.types) {
+                    Ok(Some(row)) => state.pending.push(row),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.copy = None;
+                        self.fail_txn();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.copy_flush().await?;
+        Ok(self.copy.take().map_or(0, |s| s.count))
+    }
+
+    /// Abandons COPY FROM STDIN.
+    pub fn copy_fail(&mut self) {
+        self.copy = None;
+        self.fail_txn();
+    }
+
+    async fn copy_flush(&mut self) -> Result<()> {
+        let Some(mut state) = self.copy.take() else {
+            return Ok(());
+        };
+        if state.pending.is_empty() {
+            self.copy = Some(state);
+            return Ok(());
+        }
+        let rows: Vec<Vec<Option<crate::expr::Expr>>> = std::mem::take(&mut state.pending)
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .zip(&state.types)
+                    .map(|(v, t)| Some(crate::expr::Expr::Literal(v, t.clone())))
+                    .collect()
+            })
+            .collect();
+        let n = rows.len() as u64;
+        let mut plan = state.plan.clone();
+        plan.source = InsertSource::Values(rows);
+        let bound = Arc::new(Bound {
+            stmt: BoundStmt::Insert(plan),
+            subplans: Vec::new(),
+        });
+        let r = self.run_bound_in_session(bound).await;
+        match r {
+            Ok(()) => {
+                state.count += n;
+                self.copy = Some(state);
+                Ok(())
+            }
+            Err(e) => {
+                self.fail_txn();
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_bound_in_session(&mut self, bound: Arc<Bound>) -> Result<()> {
+        let engine = self.engine.clone();
+        let cancel = self.cancel.clone();
+        if self.txn.as_ref().is_some_and(|t| t.explicit) {
+            let mut state = self.txn.take().expect("checked above");
+            let catalog = match &state.catalog {
+                Some(c) => c.clone(),
+                None => engine.catalog.get(&mut state.txn, engine.tenant).await?,
+            };
+            let db_id = catalog.database(&self.database).map_or(0, |d| d.id);
+            let info = self.session_info(catalog, db_id, state.started);
+            let r = run_bound(&bound, &mut state.txn, &engine, &[], &info, &cancel).await;
+            self.txn = Some(state);
+            return r.map(|_| ());
+        }
+        let mut attempt = 0;
+        loop {
+            let mut txn = engine.client.begin().await?;
+            let catalog = engine.catalog.get(&mut txn, engine.tenant).await?;
+            let db_id = catalog.database(&self.database).map_or(0, |d| d.id);
+            let info = self.session_info(catalog, db_id, Utc::now());
+            let r = match run_bound(&bound, &mut txn, &engine, &[], &info, &cancel).await {
+                Ok(_) => txn.commit().await.map(|_| ()).map_err(Error::from),
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match r {
+                Err(e) if e.is_retryable() && attempt < AUTO_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Ends the session, rolling back an open transaction.
+    pub async fn close(&mut self) {
+        if let Some(mut t) = self.txn.take() {
+            let _ = t.txn.rollback().await;
+        }
+    }
+}
+
+/// Settings a client may set that have no effect here.
+const KNOWN_SETTINGS: &[&str] = &[
+    "application_name",
+    "extra_float_digits",
+    "statement_timeout",
+    "lock_timeout",
+    "search_path",
+    "client_min_messages",
+    "idle_in_transaction_session_timeout",
+    "synchronous_commit",
+    "work_mem",
+    "row_security",
+    "geqo",
+    "jit",
+    "enable_seqscan",
+    "enable_indexscan",
+    "enable_hashjoin",
+    "enable_mergejoin",
+    "enable_nestloop",
+    "random_page_cost",
+    "max_parallel_workers_per_gather",
+    "default_transaction_read_only",
+    "default_transaction_deferrable",
+    "transaction_deferrable",
+    "session_replication_role",
+    "maintenance_work_mem",
+    "temp_buffers",
+    "vacuum_cost_delay",
+    "cursor_tuple_fraction",
+    "check_function_bodies",
+    "default_tablespace",
+    "default_with_oids",
+    "xmloption",
+    "escape_string_warning",
+    "quote_all_identifiers",
+    "lc_messages",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "join_collapse_limit",
+    "from_collapse_limit",
+    "plan_cache_mode",
+    "timezone_abbreviations",
+];
+
+fn show_name(variable: &[ast::Ident]) -> String {
+    variable
+        .iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
+fn max_placeholder(stmt: &Statement) -> usize {
+    use std::ops::ControlFlow;
+    let mut max = 0usize;
+    let _ = ast::visit_expressions(stmt, |e| {
+        if let ast::Expr::Value(v) = e
+            && let ast::Value::Placeholder(p) = &v.value
+            && let Ok(n) = p.trim_start_matches('$').parse::<usize>()
+        {
+            max = max.max(n);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    max
+}
+
+fn bind(b: &mut Binder<'_>, stmt: &Statement) -> Result<Bound> {
+    let stmt = match stmt {
+        Statement::Query(q) => {
+            let (root, columns) = b.bind_query(q)?;
+            let columns = columns
+                .into_iter()
+                .map(|mut c| {
+                    if c.ty == SqlType::Unknown {
+                        c.ty = SqlType::Text;
+                    }
+                    c
+                })
+                .collect();
+            BoundStmt::Query(QueryPlan { root, columns })
+        }
+        Statement::Insert(i) => BoundStmt::Insert(b.bind_insert(i)?),
+        Statement::Update(u) => BoundStmt::Update(b.bind_update(u)?),
+        Statement::Delete(d) => BoundStmt::Delete(b.bind_delete(d)?),
+        other => {
+            return Err(Error::unsupported(format!(
+                "EXPLAIN of {}",
+                other.to_string().split_whitespace().next().unwrap_or("")
+            )));
+        }
+    };
+    Ok(Bound {
+        stmt,
+        subplans: std::mem::take(&mut b.subplans),
+    })
+}
+
+/// Runs a bound statement in a transaction.
+async fn run_bound(
+    bound: &Arc<Bound>,
+    txn: &mut Transaction,
+    engine: &SqlEngine,
+    params: &[Value],
+    info: &SessionInfo,
+    cancel: &AtomicBool,
+) -> Result<Outcome> {
+    let mut cx = ExecCtx::new(
+        txn,
+        engine.tenant,
+        params,
+        info,
+        &bound.subplans,
+        &engine.sequences,
+        cancel,
+    );
+    Ok(match &bound.stmt {
+        BoundStmt::Query(q) => {
+            let rows = cx.exec(&q.root).await?;
+            Outcome::Rows {
+                columns: Arc::new(q.columns.clone()),
+                rows,
+                tag: "SELECT".into(),
+            }
+        }
+        BoundStmt::Insert(p) => {
+            let r = executor::insert(&mut cx, p).await?;
+            match &p.returning {
+                Some(_) => Outcome::Rows {
+                    columns: Arc::new(p.columns.clone()),
+                    rows: r.returning,
+                    tag: "INSERT 0".into(),
+                },
+                None => Outcome::Command(format!("INSERT 0 {}", r.count)),
+            }
+        }
+        BoundStmt::Update(p) => {
+            let r = executor::update(&mut cx, p).await?;
+            match &p.returning {
+                Some(_) => Outcome::Rows {
+                    columns: Arc::new(p.columns.clone()),
+                    rows: r.returning,
+                    tag: "UPDATE".into(),
+                },
+                None => Outcome::Command(format!("UPDATE {}", r.count)),
+            }
+        }
+        BoundStmt::Delete(p) => {
+            let r = executor::delete(&mut cx, p).await?;
+            match &p.returning {
+                Some(_) => Outcome::Rows {
+                    columns: Arc::new(p.columns.clone()),
+                    rows: r.returning,
+                    tag: "DELETE".into(),
+                },
+                None => Outcome::Command(format!("DELETE {}", r.count)),
+            }
+        }
+    })
+}
