@@ -68,7 +68,7 @@ fn undefined(name: &str) -> Error {
 }
 
 /// A notice for the client (e.g. "relation already exists, skipping").
-pub type Notice = Option<String>;
+pub type Notice = Vec<String>;
 
 impl DdlCtx<'_, '_> {
     fn tenant(&self) -> base::TenantId {
@@ -98,7 +98,7 @@ impl DdlCtx<'_, '_> {
                     if *if_not_exists {
                         return Ok((
                             "CREATE DATABASE".into(),
-                            Some(format!("database \"{name}\" already exists, skipping")),
+                            vec![format!("database \"{name}\" already exists, skipping")],
                         ));
                     }
                     return Err(Error::new(
@@ -114,7 +114,7 @@ impl DdlCtx<'_, '_> {
                     db_id: id,
                     name: "public".into(),
                 }))?;
-                ("CREATE DATABASE".into(), None)
+                ("CREATE DATABASE".into(), vec![])
             }
             Statement::CreateSchema {
                 schema_name,
@@ -137,7 +137,7 @@ impl DdlCtx<'_, '_> {
                     if *if_not_exists {
                         return Ok((
                             "CREATE SCHEMA".into(),
-                            Some(format!("schema \"{name}\" already exists, skipping")),
+                            vec![format!("schema \"{name}\" already exists, skipping")],
                         ));
                     }
                     return Err(Error::new(
@@ -151,7 +151,7 @@ impl DdlCtx<'_, '_> {
                     db_id: self.db_id,
                     name,
                 }))?;
-                ("CREATE SCHEMA".into(), None)
+                ("CREATE SCHEMA".into(), vec![])
             }
             Statement::CreateTable(ct) => return self.create_table(ct).await,
             Statement::CreateIndex(ci) => return self.create_index(ci).await,
@@ -169,7 +169,7 @@ impl DdlCtx<'_, '_> {
                     if *if_not_exists {
                         return Ok((
                             "CREATE SEQUENCE".into(),
-                            Some(format!("relation \"{n}\" already exists, skipping")),
+                            vec![format!("relation \"{n}\" already exists, skipping")],
                         ));
                     }
                     return Err(duplicate_relation(&n));
@@ -188,7 +188,7 @@ impl DdlCtx<'_, '_> {
                 };
                 apply_sequence_options(&mut seq, sequence_options, true)?;
                 self.put(Descriptor::Sequence(seq))?;
-                ("CREATE SEQUENCE".into(), None)
+                ("CREATE SEQUENCE".into(), vec![])
             }
             Statement::CreateView(cv) => {
                 if cv.materialized {
@@ -210,7 +210,7 @@ impl DdlCtx<'_, '_> {
                     Some(_) if cv.if_not_exists => {
                         return Ok((
                             "CREATE VIEW".into(),
-                            Some(format!("relation \"{n}\" already exists, skipping")),
+                            vec![format!("relation \"{n}\" already exists, skipping")],
                         ));
                     }
                     Some(_) => return Err(duplicate_relation(&n)),
@@ -234,7 +234,7 @@ impl DdlCtx<'_, '_> {
                     sql: query_sql,
                     columns,
                 }))?;
-                ("CREATE VIEW".into(), None)
+                ("CREATE VIEW".into(), vec![])
             }
             Statement::Drop {
                 object_type,
@@ -262,7 +262,7 @@ impl DdlCtx<'_, '_> {
                         self.restart_sequences(&table).await?;
                     }
                 }
-                return Ok(("TRUNCATE TABLE".into(), None));
+                return Ok(("TRUNCATE TABLE".into(), vec![]));
             }
             Statement::AlterTable(at) => return self.alter_table(at).await,
             _ => {
@@ -318,7 +318,7 @@ impl DdlCtx<'_, '_> {
             if ct.if_not_exists {
                 return Ok((
                     "CREATE TABLE".into(),
-                    Some(format!("relation \"{name}\" already exists, skipping")),
+                    vec![format!("relation \"{name}\" already exists, skipping")],
                 ));
             }
             return Err(duplicate_relation(&name));
@@ -397,7 +397,7 @@ impl DdlCtx<'_, '_> {
                 full.push(row);
             }
             executor::dml::write_rows(self.cx, table, &full).await?;
-            return Ok((format!("SELECT {}", full.len()), None));
+            return Ok((format!("SELECT {}", full.len()), vec![]));
         }
         for col in &ct.columns {
             let cname = parse::ident(&col.name);
@@ -601,7 +601,7 @@ impl DdlCtx<'_, '_> {
         }
         self.put(Descriptor::Table(table))?;
         self.finish()?;
-        Ok(("CREATE TABLE".into(), None))
+        Ok(("CREATE TABLE".into(), vec![]))
     }
 
     fn add_rowid(&mut self, table: &mut TableDesc) {
@@ -852,7 +852,7 @@ impl DdlCtx<'_, '_> {
             if ci.if_not_exists {
                 return Ok((
                     "CREATE INDEX".into(),
-                    Some(format!("relation \"{name}\" already exists, skipping")),
+                    vec![format!("relation \"{name}\" already exists, skipping")],
                 ));
             }
             return Err(duplicate_relation(&name));
@@ -870,7 +870,7 @@ impl DdlCtx<'_, '_> {
         executor::dml::backfill_index(self.cx, Arc::new(t.clone()), &idx).await?;
         self.put(Descriptor::Table(t))?;
         self.finish()?;
-        Ok(("CREATE INDEX".into(), None))
+        Ok(("CREATE INDEX".into(), vec![]))
     }
 
     async fn drop(
@@ -889,14 +889,14 @@ impl DdlCtx<'_, '_> {
             ast::ObjectType::Database => "DROP DATABASE",
             other => return Err(Error::unsupported(format!("DROP {other}"))),
         };
-        let mut notice = None;
+        let mut notice = Vec::new();
         for name in names {
             match kind {
                 ast::ObjectType::Database => {
                     let n = parse::object_name(name)?.join(".");
                     let Some(db) = self.catalog.database(&n).cloned() else {
                         if if_exists {
-                            notice = Some(format!("database \"{n}\" does not exist, skipping"));
+                            notice.push(format!("database \"{n}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(Error::new(
@@ -936,7 +936,7 @@ impl DdlCtx<'_, '_> {
                     let n = parse::object_name(name)?.join(".");
                     let Some(s) = self.catalog.schema(self.db_id, &n).cloned() else {
                         if if_exists {
-                            notice = Some(format!("schema \"{n}\" does not exist, skipping"));
+                            notice.push(format!("schema \"{n}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(Error::new(
@@ -988,7 +988,7 @@ impl DdlCtx<'_, '_> {
                                 .with_hint("You can drop the constraint instead."));
                         }
                         if if_exists {
-                            notice = Some(format!("index \"{n}\" does not exist, skipping"));
+                            notice.push(format!("index \"{n}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(Error::new(
@@ -1045,7 +1045,7 @@ impl DdlCtx<'_, '_> {
                                 ast::ObjectType::View => "view",
                                 _ => "sequence",
                             };
-                            notice = Some(format!("{what} \"{n}\" does not exist, skipping"));
+                            notice.push(format!("{what} \"{n}\" does not exist, skipping"));
                             continue;
                         }
                         return Err(match kind {
@@ -1144,7 +1144,7 @@ impl DdlCtx<'_, '_> {
             Err(e) if at.if_exists && e.kind == ErrorKind::UndefinedTable => {
                 return Ok((
                     "ALTER TABLE".into(),
-                    Some(format!("relation \"{}\" does not exist, skipping", at.name)),
+                    vec![format!("relation \"{}\" does not exist, skipping", at.name)],
                 ));
             }
             Err(e) => return Err(e),
@@ -1155,7 +1155,7 @@ impl DdlCtx<'_, '_> {
         }
         self.put(Descriptor::Table(t))?;
         self.finish()?;
-        Ok(("ALTER TABLE".into(), None))
+        Ok(("ALTER TABLE".into(), vec![]))
     }
 
     async fn alter_one(&mut self, t: &mut TableDesc, op: &ast::AlterTableOperation) -> Result<()> {

@@ -156,13 +156,15 @@ funcs! {
     HasPrivilege => "has_table_privilege" | "has_schema_privilege" | "has_database_privilege" | "has_column_privilege" | "pg_has_role",
     PgGetSerialSequence => "pg_get_serial_sequence",
     PgIsInRecovery => "pg_is_in_recovery",
+    PgRelationIsPublishable => "pg_relation_is_publishable",
+    PgPartitionAncestors => "pg_partition_ancestors" | "pg_partition_root",
     PgRelationSize => "pg_relation_size" | "pg_total_relation_size" | "pg_table_size" | "pg_indexes_size" | "pg_database_size",
     PgSizePretty => "pg_size_pretty",
     PgGetViewDef => "pg_get_viewdef",
     PgTablespaceLocation => "pg_tablespace_location",
     TxidCurrent => "txid_current" | "pg_current_xact_id",
     PgPostmasterStartTime => "pg_postmaster_start_time",
-    PgGetPartKeyDef => "pg_get_partkeydef",
+    PgGetPartKeyDef => "pg_get_partkeydef" | "pg_get_statisticsobjdef_columns" | "pg_get_function_result" | "pg_get_function_arguments" | "pg_get_function_identity_arguments" | "pg_get_triggerdef" | "pg_get_ruledef",
 }
 
 impl Func {
@@ -573,6 +575,9 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
         ),
         Func::PgGetSerialSequence => (T::Text, vec![T::Text, T::Text]),
         Func::PgIsInRecovery => (T::Bool, vec![]),
+        Func::PgRelationIsPublishable => (T::Bool, vec![T::Oid]),
+        // Set-returning in PostgreSQL; a table that is not partitioned is its own only ancestor.
+        Func::PgPartitionAncestors => (T::RegClass, vec![T::RegClass]),
         Func::PgRelationSize => (
             T::Int8,
             args.iter()
@@ -600,9 +605,10 @@ pub fn common_type(types: &[SqlType]) -> Option<SqlType> {
             if let (SqlType::Varchar(_), SqlType::Varchar(_))
             | (SqlType::Char(_), _)
             | (_, SqlType::Char(_)) = (&acc, t)
-                && acc.base() != t.base() {
-                    acc = SqlType::Text;
-                }
+                && acc.base() != t.base()
+            {
+                acc = SqlType::Text;
+            }
             continue;
         }
         acc = match (acc.family(), t.family()) {
@@ -1430,7 +1436,8 @@ pub fn call(
             crate::pg_catalog::serial_sequence(text_arg(&a[0]), text_arg(&a[1]), s)
                 .map_or(Value::Null, Value::Text)
         }
-        Func::PgIsInRecovery => Value::Bool(false),
+        Func::PgIsInRecovery | Func::PgRelationIsPublishable => Value::Bool(false),
+        Func::PgPartitionAncestors => a[0].clone(),
         Func::PgRelationSize => Value::Int(0),
         Func::PgSizePretty => {
             let b = int_arg(&a[0]);

@@ -183,13 +183,14 @@ pub fn result_type(op: BinOp, l: &SqlType, r: &SqlType) -> Result<SqlType> {
             _ => return Err(no_operator(op, l, r)),
         },
         BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor | BinOp::ShiftLeft | BinOp::ShiftRight
-            if lf == F::Integer && rf == F::Integer => {
-                if matches!(op, BinOp::ShiftLeft | BinOp::ShiftRight) {
-                    l.clone()
-                } else {
-                    wider_int(l, r)
-                }
+            if lf == F::Integer && rf == F::Integer =>
+        {
+            if matches!(op, BinOp::ShiftLeft | BinOp::ShiftRight) {
+                l.clone()
+            } else {
+                wider_int(l, r)
             }
+        }
         BinOp::JsonGet | BinOp::JsonGetText => {
             if lf != F::Json {
                 return Err(no_operator(op, l, r));
@@ -201,9 +202,10 @@ pub fn result_type(op: BinOp, l: &SqlType, r: &SqlType) -> Result<SqlType> {
             }
         }
         BinOp::Contains | BinOp::ContainedBy | BinOp::Overlap
-            if ((lf == F::Json && rf == F::Json) || (lf == F::Array && rf == F::Array)) => {
-                SqlType::Bool
-            }
+            if ((lf == F::Json && rf == F::Json) || (lf == F::Array && rf == F::Array)) =>
+        {
+            SqlType::Bool
+        }
         BinOp::JsonHasKey => SqlType::Bool,
         BinOp::StartsWith => SqlType::Bool,
         _ => return Err(no_operator(op, l, r)),

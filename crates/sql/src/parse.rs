@@ -21,6 +21,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     let pieces = split_statements(sql);
     let mut out = Vec::with_capacity(pieces.len());
     for (offset, text) in pieces {
+        let text = compat(text);
         let stmts = Parser::new(&PostgreSqlDialect {})
             .with_recursion_limit(256)
             .try_with_sql(&text)
@@ -76,6 +77,41 @@ pub fn split_statements(sql: &str) -> Vec<(usize, String)> {
         pieces.push((start, rest));
     }
     pieces
+}
+
+/// sqlparser takes only TRUE/FALSE after COPY's FREEZE and HEADER options; PostgreSQL
+/// also takes ON/OFF/1/0 (pgbench sends `freeze on`).
+fn compat(text: String) -> String {
+    // VACUUM and ANALYZE are no-ops here; sqlparser does not take their PostgreSQL
+    // forms with table names (`vacuum analyze pgbench_branches`).
+    let first = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if first == "vacuum" || first == "analyze" || first == "analyse" {
+        return "VACUUM".to_string();
+    }
+    copy_compat(text)
+}
+
+fn copy_compat(text: String) -> String {
+    static BOOL_OPTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b(freeze|header)\s+(on|off|1|0)\b").expect("valid regex")
+    });
+    if !text
+        .trim_start()
+        .get(..4)
+        .is_some_and(|s| s.eq_ignore_ascii_case("copy"))
+    {
+        return text;
+    }
+    BOOL_OPTION
+        .replace_all(&text, |c: &regex::Captures<'_>| {
+            let on = matches!(c[2].to_ascii_lowercase().as_str(), "on" | "1");
+            format!("{} {}", &c[1], if on { "TRUE" } else { "FALSE" })
+        })
+        .into_owned()
 }
 
 /// Builds PostgreSQL's syntax error from a parser error.

@@ -326,6 +326,7 @@ fn definition(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
             ("tgenabled", T::Text),
             ("tgisinternal", T::Bool),
             ("tgconstraint", oid()),
+            ("tgparentid", oid()),
         ],
         "pg_policy" => vec![
             ("oid", oid()),
@@ -333,7 +334,7 @@ fn definition(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
             ("polrelid", oid()),
             ("polcmd", T::Text),
             ("polpermissive", T::Bool),
-            ("polroles", T::Text),
+            ("polroles", T::Array(Box::new(oid()))),
             ("polqual", T::Text),
             ("polwithcheck", T::Text),
         ],
@@ -355,14 +356,22 @@ fn definition(name: &str) -> Option<Vec<(&'static str, SqlType)>> {
             ("stxrelid", oid()),
             ("stxname", T::Name),
             ("stxnamespace", oid()),
-            ("stxkind", T::Text),
+            ("stxkind", T::Array(Box::new(T::Text))),
+            ("stxstattarget", T::Int4),
         ],
         "pg_publication" => vec![
             ("oid", oid()),
             ("pubname", T::Name),
             ("puballtables", T::Bool),
         ],
-        "pg_publication_rel" => vec![("oid", oid()), ("prpubid", oid()), ("prrelid", oid())],
+        "pg_publication_rel" => vec![
+            ("oid", oid()),
+            ("prpubid", oid()),
+            ("prrelid", oid()),
+            ("prqual", T::Text),
+            ("prattrs", T::Array(Box::new(T::Int2))),
+        ],
+        "pg_publication_namespace" => vec![("oid", oid()), ("pnpubid", oid()), ("pnnspid", oid())],
         "pg_foreign_table" => vec![("ftrelid", oid()), ("ftserver", oid())],
         "pg_partitioned_table" => vec![("partrelid", oid()), ("partstrat", T::Text)],
         "pg_depend" => vec![
@@ -789,6 +798,12 @@ pub fn rows(name: &str, s: &SessionInfo) -> Result<Vec<Row>> {
                     if kind == "r" { HEAP_AM_OID } else { 0 },
                 ));
                 if let Descriptor::Table(tb) = d {
+                    // psql lists foreign keys only for tables that "have triggers".
+                    let fk = !tb.foreign_keys.is_empty()
+                        || c.relations().any(|o| matches!(o, Descriptor::Table(x) if x.foreign_keys.iter().any(|f| f.ref_table == tb.id)));
+                    if let Some(row) = out.last_mut() {
+                        row[20] = b(fk);
+                    }
                     for idx in tb.all_indexes() {
                         if idx.id == tb.primary.id && tb.has_rowid() {
                             continue;

@@ -85,6 +85,9 @@ pub enum TableFunc {
     JsonbObjectKeys,
     RegexpSplitToTable,
     GenerateSubscripts,
+    /// One row holding the argument (`pg_partition_ancestors` of a table that is not
+    /// partitioned).
+    Single,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -875,7 +875,7 @@ impl Session {
                 }
                 Ok(Output {
                     outcome: Outcome::Command(tag),
-                    notices: notice.into_iter().collect(),
+                    notices: notice,
                 })
             }
         }
@@ -1503,7 +1503,8 @@ async fn run_bound(
     );
     Ok(match &bound.stmt {
         BoundStmt::Query(q) => {
-            let rows = cx.exec(&q.root).await?;
+            let mut rows = cx.exec(&q.root).await?;
+            regclass_names(&mut rows, &q.columns, info);
             Outcome::Rows {
                 columns: Arc::new(q.columns.clone()),
                 rows,
@@ -1544,4 +1545,26 @@ async fn run_bound(
             }
         }
     })
+}
+
+/// `regclass` values print as relation names: replaces oids by names in result rows.
+fn regclass_names(rows: &mut [Row], columns: &[Column], info: &SessionInfo) {
+    let cols: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.ty == SqlType::RegClass)
+        .map(|(i, _)| i)
+        .collect();
+    if cols.is_empty() {
+        return;
+    }
+    for row in rows {
+        for &i in &cols {
+            if let Some(Value::Int(oid)) = row.get(i)
+                && let Some(d) = u64::try_from(*oid).ok().and_then(|o| info.catalog.get(o))
+            {
+                row[i] = Value::Text(d.name().to_string());
+            }
+        }
+    }
 }

@@ -62,24 +62,38 @@ fn fingerprint(e: &Expr) -> String {
     format!("{e:?}")
 }
 
-/// Returns true if the expression contains an aggregate call (not inside a subquery).
+/// Returns true if the expression contains an aggregate call (not inside a subquery,
+/// whose aggregates belong to the subquery).
 pub fn contains_aggregate(e: &ast::Expr) -> bool {
     use std::ops::ControlFlow;
-    let mut found = false;
-    let _ = ast::visit_expressions(e, |x| {
-        if let ast::Expr::Function(f) = x
-            && f.over.is_none()
-            && agg_func(&fn_name(f)).is_some()
-        {
-            found = true;
-            return ControlFlow::Break(());
+
+    use sqlparser::ast::{Visit, Visitor};
+
+    struct Finder {
+        depth: usize,
+    }
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &ast::Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
         }
-        if matches!(x, ast::Expr::Subquery(_) | ast::Expr::Exists { .. }) {
-            return ControlFlow::Continue(());
+        fn post_visit_query(&mut self, _: &ast::Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
         }
-        ControlFlow::Continue(())
-    });
-    found
+        fn pre_visit_expr(&mut self, x: &ast::Expr) -> ControlFlow<()> {
+            if self.depth == 0
+                && let ast::Expr::Function(f) = x
+                && f.over.is_none()
+                && agg_func(&fn_name(f)).is_some()
+            {
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    e.visit(&mut Finder { depth: 0 }).is_break()
 }
 
 fn fn_name(f: &ast::Function) -> String {
@@ -216,6 +230,9 @@ impl Binder<'_> {
         }
         match e {
             Expr::Literal(Value::Null, _) => return Ok(Expr::Literal(Value::Null, to.clone())),
+            Expr::Literal(Value::Text(s), SqlType::Unknown) if *to == SqlType::RegClass => {
+                return Ok(Expr::Literal(self.regclass_value(&s)?, SqlType::RegClass));
+            }
             Expr::Literal(Value::Text(s), SqlType::Unknown) => {
                 return Ok(Expr::Literal(textio::from_text(&s, to)?, to.clone()));
             }
@@ -438,10 +455,12 @@ impl Binder<'_> {
             }
             if func == AggFunc::StringAgg {
                 let a = bound.remove(0);
-                let a = self.coerce(a, &SqlType::Text).map_err(|_| Error::new(
+                let a = self.coerce(a, &SqlType::Text).map_err(|_| {
+                    Error::new(
                         ErrorKind::UndefinedFunction,
                         "function string_agg requires text arguments",
-                    ))?;
+                    )
+                })?;
                 let sep = bound.remove(0);
                 let sep = self.coerce(sep, &SqlType::Text)?;
                 bound = vec![a, sep];
@@ -1179,9 +1198,47 @@ impl Binder<'_> {
         })
     }
 
+    /// Resolves a relation name (or a number) given as text to its oid, as a cast to
+    /// `regclass` does.
+    fn regclass_value(&self, s: &str) -> Result<Value> {
+        if let Ok(n) = s.trim().parse::<u32>() {
+            return Ok(Value::Int(n.into()));
+        }
+        let name = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+            .try_with_sql(s)
+            .and_then(|mut p| p.parse_object_name(false))
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidName,
+                    format!("invalid name syntax: \"{s}\""),
+                )
+            })?;
+        let (schema, rel) = self.qualified(&name)?;
+        if matches!(schema.as_deref(), Some("pg_catalog" | "information_schema"))
+            || crate::pg_catalog::is_virtual(&rel)
+        {
+            return Err(Error::unsupported(format!(
+                "regclass of the system relation \"{rel}\""
+            )));
+        }
+        let sid = self.schema_id(schema.as_deref())?;
+        match self.catalog.lookup(sid, &rel) {
+            Some(d) => Ok(Value::Int(d.id() as i64)),
+            None => Err(Error::new(
+                ErrorKind::UndefinedTable,
+                format!("relation \"{s}\" does not exist"),
+            )),
+        }
+    }
+
     /// An explicit cast (CAST, `::`): constants fold at bind time.
     pub fn explicit_cast(&mut self, x: Expr, to: SqlType) -> Result<Expr> {
         match x {
+            Expr::Literal(Value::Text(s), SqlType::Unknown | SqlType::Text)
+                if to == SqlType::RegClass =>
+            {
+                Ok(Expr::Literal(self.regclass_value(&s)?, SqlType::RegClass))
+            }
             Expr::Literal(Value::Text(s), SqlType::Unknown) => {
                 Ok(Expr::Literal(textio::from_text(&s, &to)?, to))
             }
@@ -1557,13 +1614,7 @@ impl Binder<'_> {
                 || implicitly_castable(&at, t)
                 || (at.is_numeric() && t.is_numeric())
             {
-                self.coerce(a, t).or_else(|_| {
-                    Ok::<_, Error>(Expr::Cast {
-                        expr: Box::new(Expr::null(t.clone())),
-                        to: t.clone(),
-                        explicit: false,
-                    })
-                })?
+                self.coerce(a, t)?
             } else if matches!(
                 func,
                 Func::Concat

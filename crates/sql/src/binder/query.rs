@@ -1308,6 +1308,11 @@ impl Binder<'_> {
                 }
                 (TableFunc::Unnest, vec![elem], vec!["unnest"])
             }
+            "pg_partition_ancestors" if bound.len() == 1 => {
+                let x = bound.remove(0);
+                bound.push(self.coerce(x, &SqlType::RegClass)?);
+                (TableFunc::Single, vec![SqlType::RegClass], vec!["relid"])
+            }
             "jsonb_array_elements" | "json_array_elements" => (
                 TableFunc::JsonbArrayElements,
                 vec![SqlType::Jsonb],

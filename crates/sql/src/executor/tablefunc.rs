@@ -111,6 +111,7 @@ pub fn run(func: TableFunc, args: &[Value], ordinality: bool) -> Result<Vec<Row>
                 ));
             }
         },
+        TableFunc::Single => vec![vec![args[0].clone()]],
         TableFunc::Unnest => match &args[0] {
             Value::Array(items) => items.iter().map(|v| vec![v.clone()]).collect(),
             _ => Vec::new(),
