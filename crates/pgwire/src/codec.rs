@@ -161,7 +161,7 @@ impl Decoder for WireCodec {
             return Ok(None);
         }
         let mut frame = src.split_to(total);
-        if matches!(kind, b'Q' | b'P') && std::str::from_utf8(&frame[5..]).is_err() {
+        if matches!(kind, b'Q' | b'P') && !text_is_utf8(kind, &frame[5..]) {
             return Ok(Some(Frontend::InvalidUtf8 { kind }));
         }
         let mut ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
@@ -169,6 +169,22 @@ impl Decoder for WireCodec {
         ctx.awaiting_frontend_startup = false;
         decode_frame(&mut frame, &ctx).map(|m| Some(Frontend::Message(m)))
     }
+}
+
+/// Checks the text of a Query (its whole body) or a Parse (the statement name and the query,
+/// the first two NUL-terminated strings; the parameter type OIDs after them are binary).
+fn text_is_utf8(kind: u8, body: &[u8]) -> bool {
+    let text = if kind == b'P' {
+        let mut nuls = body.iter().enumerate().filter(|(_, b)| **b == 0).map(|(i, _)| i);
+        let _ = nuls.next();
+        match nuls.next() {
+            Some(end) => &body[..end],
+            None => body,
+        }
+    } else {
+        body
+    };
+    std::str::from_utf8(text).is_ok()
 }
 
 /// What the server writes: a protocol message or a raw negotiation byte.
@@ -263,6 +279,28 @@ mod tests {
             c.decode(&mut buf).unwrap(),
             Some(Frontend::InvalidUtf8 { kind: b'Q' })
         ));
+    }
+
+    #[test]
+    fn parse_with_binary_type_oids_is_not_invalid_utf8() {
+        let mut c = ready();
+        let mut body = BytesMut::new();
+        body.put_slice(b"\0SELECT $1\0");
+        body.put_i16(1);
+        body.put_u32(701); // 0x000002BD: not UTF-8 as bytes
+        let mut buf = BytesMut::new();
+        buf.put_u8(b'P');
+        buf.put_i32(4 + body.len() as i32);
+        buf.put_slice(&body);
+        match c.decode(&mut buf).unwrap() {
+            Some(Frontend::Message(PgWireFrontendMessage::Parse(p))) => assert_eq!(p.type_oids, vec![701]),
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut buf = BytesMut::new();
+        buf.put_u8(b'P');
+        buf.put_i32(4 + 6);
+        buf.put_slice(b"\0\xc3(\0\0\0");
+        assert!(matches!(c.decode(&mut buf).unwrap(), Some(Frontend::InvalidUtf8 { kind: b'P' })));
     }
 
     #[test]

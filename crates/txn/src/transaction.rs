@@ -46,6 +46,10 @@ struct Group {
 pub struct Transaction {
     client: Arc<Inner>,
     start_ts: Timestamp,
+    /// The snapshot reads see: the start timestamp, moved forward when locking a key that
+    /// changed since (a read refresh: every earlier read is first checked still to hold at
+    /// the new timestamp, so all of the transaction's reads stay one consistent snapshot).
+    read_ts: Timestamp,
     writes: WriteBuffer,
     /// Keys under this transaction's pessimistic locks, with the timestamp of each lock.
     locked: BTreeMap<Vec<u8>, Timestamp>,
@@ -59,6 +63,7 @@ impl Transaction {
         Transaction {
             client,
             start_ts,
+            read_ts: start_ts,
             writes: WriteBuffer::default(),
             locked: BTreeMap::new(),
             primary: None,
@@ -120,7 +125,7 @@ impl Transaction {
             self.reads
                 .keys
                 .entry(keys[i].clone())
-                .or_insert(self.start_ts);
+                .or_insert(self.read_ts);
         }
         Ok(out.into_iter().map(Option::flatten).collect())
     }
@@ -130,7 +135,7 @@ impl Transaction {
         loop {
             let req = Request::Get {
                 keys: keys.clone(),
-                ts: self.start_ts,
+                ts: self.read_ts,
                 txn: Some(self.start_ts),
             };
             match self.client.kv.send(req).await {
@@ -187,7 +192,7 @@ impl Transaction {
                     covered.end = next_key(&last);
                 }
             }
-            self.reads.spans.push((covered.clone(), self.start_ts));
+            self.reads.spans.push((covered.clone(), self.read_ts));
             pairs.extend(merged);
             let done = if reverse {
                 covered.start <= span.start
@@ -220,7 +225,7 @@ impl Transaction {
         loop {
             let req = Request::Scan {
                 span: span.clone(),
-                ts: self.start_ts,
+                ts: self.read_ts,
                 limit,
                 reverse,
                 txn: Some(self.start_ts),
@@ -293,13 +298,16 @@ impl Transaction {
                 .push(i);
         }
         let mut out = vec![None; keys.len()];
+        let mut newest = self.read_ts;
+        let mut locked_now = Vec::new();
         for idx in by_range.into_values() {
             let group: Vec<Vec<u8>> = idx.iter().map(|&i| keys[i].clone()).collect();
             let (for_update_ts, values) = self.lock_group(&group, &meta).await?;
+            newest = newest.max(for_update_ts);
             for (&i, v) in idx.iter().zip(values) {
                 let key = &keys[i];
                 self.locked.insert(key.clone(), for_update_ts);
-                self.reads.keys.entry(key.clone()).or_insert(for_update_ts);
+                locked_now.push(key.clone());
                 out[i] = match self.writes.get(key) {
                     Some(Write::Put(own)) => Some(own.clone()),
                     Some(Write::Delete) => None,
@@ -307,7 +315,47 @@ impl Transaction {
                 };
             }
         }
+        // The locked values are the newest; move the snapshot up to them so that later
+        // reads agree with what was locked, after checking nothing read so far changed.
+        if newest > self.read_ts {
+            self.refresh(newest).await?;
+        }
+        for key in locked_now {
+            self.reads.keys.entry(key).or_insert(newest);
+        }
         Ok(out)
+    }
+
+    /// Moves the read snapshot to `ts` if every read so far still holds there (nothing
+    /// else committed or is committing on it in between); otherwise the transaction must
+    /// restart: a serialization conflict.
+    async fn refresh(&mut self, ts: Timestamp) -> Result<()> {
+        let mut by_range: BTreeMap<u64, ReadSet> = BTreeMap::new();
+        for (k, t) in &self.reads.keys {
+            let r = self.client.kv.range_of(k).await?;
+            by_range.entry(r.id).or_default().keys.push((k.clone(), *t));
+        }
+        for (span, t) in &self.reads.spans {
+            for r in self.client.kv.ranges(span).await? {
+                by_range.entry(r.id).or_default().spans.push((intersect(span, &r), *t));
+            }
+        }
+        for reads in by_range.into_values() {
+            let req = Request::ValidateReads {
+                reads,
+                start_ts: self.start_ts,
+                commit_ts: ts,
+            };
+            self.client.kv.send(req).await?;
+        }
+        for t in self.reads.keys.values_mut() {
+            *t = ts;
+        }
+        for (_, t) in &mut self.reads.spans {
+            *t = ts;
+        }
+        self.read_ts = ts;
+        Ok(())
     }
 
     async fn lock_group(

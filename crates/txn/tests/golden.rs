@@ -308,6 +308,7 @@ scripts!(
     long_reader_gc,
     lost_update,
     own_writes,
+    read_refresh,
     pessimistic_locks,
     phantom,
     read_skew,
