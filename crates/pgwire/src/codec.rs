@@ -175,7 +175,11 @@ impl Decoder for WireCodec {
 /// the first two NUL-terminated strings; the parameter type OIDs after them are binary).
 fn text_is_utf8(kind: u8, body: &[u8]) -> bool {
     let text = if kind == b'P' {
-        let mut nuls = body.iter().enumerate().filter(|(_, b)| **b == 0).map(|(i, _)| i);
+        let mut nuls = body
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == 0)
+            .map(|(i, _)| i);
         let _ = nuls.next();
         match nuls.next() {
             Some(end) => &body[..end],
@@ -293,14 +297,19 @@ mod tests {
         buf.put_i32(4 + body.len() as i32);
         buf.put_slice(&body);
         match c.decode(&mut buf).unwrap() {
-            Some(Frontend::Message(PgWireFrontendMessage::Parse(p))) => assert_eq!(p.type_oids, vec![701]),
+            Some(Frontend::Message(PgWireFrontendMessage::Parse(p))) => {
+                assert_eq!(p.type_oids, vec![701])
+            }
             other => panic!("unexpected {other:?}"),
         }
         let mut buf = BytesMut::new();
         buf.put_u8(b'P');
         buf.put_i32(4 + 6);
         buf.put_slice(b"\0\xc3(\0\0\0");
-        assert!(matches!(c.decode(&mut buf).unwrap(), Some(Frontend::InvalidUtf8 { kind: b'P' })));
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frontend::InvalidUtf8 { kind: b'P' })
+        ));
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub fn cast(v: Value, from: &SqlType, to: &SqlType, explicit: bool) -> Result<Va
         {
             fit_string(if b { "true" } else { "false" }.into(), to, explicit)?
         }
+        // char(n) padding is not significant: it goes when the value becomes text.
+        (Value::Text(s), T::Text | T::Name | T::Unknown | T::Varchar(_))
+            if matches!(from, T::Char(_)) =>
+        {
+            fit_string(s.trim_end_matches(' ').to_string(), to, explicit)?
+        }
         (Value::Text(s), T::Text | T::Name | T::Unknown) => Value::Text(s),
         (Value::Text(s), T::Varchar(_) | T::Char(_)) => fit_string(s, to, explicit)?,
         (v, T::Text | T::Varchar(_) | T::Char(_) | T::Name) => {

@@ -11,6 +11,20 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::value::Interval;
 
 fn bad(ty: &str, s: &str) -> Error {
+    // Well-formed numbers that name no real date or time (Feb 30, month 13, hour 25) are
+    // out of range rather than bad syntax, as PostgreSQL reports them.
+    let t = s.trim();
+    let numeric = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | ' ' | '.' | 'T' | '+' | '/'))
+        && t.chars().any(|c| matches!(c, '-' | ':' | '/'))
+        && t.chars().filter(|c| c.is_ascii_digit()).count() >= 3;
+    if numeric {
+        return Error::new(
+            ErrorKind::DatetimeOverflow,
+            format!("date/time field value out of range: \"{s}\""),
+        );
+    }
     Error::new(
         ErrorKind::InvalidDatetimeFormat,
         format!("invalid input syntax for type {ty}: \"{s}\""),
@@ -23,6 +37,11 @@ pub fn parse_date(s: &str) -> Result<NaiveDate> {
     let head = t.split([' ', 'T']).next().unwrap_or(t);
     NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(head, "%Y%m%d"))
+        // DateStyle MDY: 1/5/2024 is January 5th.
+        .or_else(|_| NaiveDate::parse_from_str(head, "%m/%d/%Y"))
+        .or_else(|_| NaiveDate::parse_from_str(t, "%b %d %Y"))
+        .or_else(|_| NaiveDate::parse_from_str(t, "%B %d %Y"))
+        .or_else(|_| NaiveDate::parse_from_str(t, "%d %b %Y"))
         .map_err(|_| bad("date", s))
 }
 
@@ -140,7 +159,7 @@ pub fn format_interval(i: &Interval) -> String {
     let mut parts = Vec::new();
     let (years, months) = (i.months / 12, i.months % 12);
     let plural = |n: i64, unit: &str| {
-        if n == 1 || n == -1 {
+        if n == 1 {
             format!("{n} {unit}")
         } else {
             format!("{n} {unit}s")

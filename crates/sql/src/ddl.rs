@@ -165,7 +165,7 @@ impl DdlCtx<'_, '_> {
                     return Err(Error::unsupported("temporary sequences"));
                 }
                 let (sid, n) = split(self.catalog, self.db_id, name)?;
-                if self.catalog.lookup(sid, &n).is_some() {
+                if self.relation_exists(sid, &n) {
                     if *if_not_exists {
                         return Ok((
                             "CREATE SEQUENCE".into(),
@@ -206,7 +206,39 @@ impl DdlCtx<'_, '_> {
                 }
                 let existing = self.catalog.lookup(sid, &n).cloned();
                 let id = match existing {
-                    Some(Descriptor::View(v)) if cv.or_replace => v.id,
+                    Some(Descriptor::View(v)) if cv.or_replace => {
+                        // As in PostgreSQL, a replacement keeps the old columns (names and
+                        // types, in order) and may only add new ones at the end.
+                        if columns.len() < v.columns.len() {
+                            return Err(Error::new(
+                                ErrorKind::InvalidTableDefinition,
+                                "cannot drop columns from view",
+                            ));
+                        }
+                        for ((old_name, old_ty), (new_name, new_ty)) in
+                            v.columns.iter().zip(&columns)
+                        {
+                            if old_name != new_name {
+                                return Err(Error::new(
+                                    ErrorKind::InvalidTableDefinition,
+                                    format!(
+                                        "cannot change name of view column \"{old_name}\" to \"{new_name}\""
+                                    ),
+                                ));
+                            }
+                            if old_ty != new_ty {
+                                return Err(Error::new(
+                                    ErrorKind::InvalidTableDefinition,
+                                    format!(
+                                        "cannot change data type of view column \"{old_name}\" from {} to {}",
+                                        old_ty.pg_name(),
+                                        new_ty.pg_name()
+                                    ),
+                                ));
+                            }
+                        }
+                        v.id
+                    }
                     Some(_) if cv.if_not_exists => {
                         return Ok((
                             "CREATE VIEW".into(),
@@ -244,14 +276,38 @@ impl DdlCtx<'_, '_> {
                 ..
             } => return self.drop(object_type, *if_exists, names, *cascade).await,
             Statement::Truncate(t) => {
+                let mut tables = Vec::new();
                 for target in &t.table_names {
-                    let table =
-                        Binder::new(self.catalog, self.db_id, vec![]).table(&target.name)?;
-                    if !self.catalog.referencing(table.id).is_empty()
-                        && !matches!(t.cascade, Some(ast::CascadeOption::Cascade))
-                    {
-                        let child = &self.catalog.referencing(table.id)[0].name;
-                        if *child != table.name {
+                    tables.push(Binder::new(self.catalog, self.db_id, vec![]).table(&target.name)?);
+                }
+                if matches!(t.cascade, Some(ast::CascadeOption::Cascade)) {
+                    // Referencing tables are truncated too, transitively.
+                    let mut i = 0;
+                    while i < tables.len() {
+                        let children: Vec<Arc<TableDesc>> = self
+                            .catalog
+                            .referencing(tables[i].id)
+                            .into_iter()
+                            .map(|c| Arc::new(c.clone()))
+                            .collect();
+                        for c in children {
+                            if !tables.iter().any(|x| x.id == c.id) {
+                                tables.push(c);
+                            }
+                        }
+                        i += 1;
+                    }
+                }
+                let ids: Vec<u64> = tables.iter().map(|x| x.id).collect();
+                for table in tables {
+                    let outside: Vec<&TableDesc> = self
+                        .catalog
+                        .referencing(table.id)
+                        .into_iter()
+                        .filter(|c| !ids.contains(&c.id))
+                        .collect();
+                    if let Some(child) = outside.first().map(|c| c.name.clone()) {
+                        {
                             return Err(Error::new(ErrorKind::FeatureNotSupported, "cannot truncate a table referenced in a foreign key constraint")
                                 .with_detail(format!("Table \"{child}\" references \"{}\".", table.name))
                                 .with_hint("Truncate table \"{child}\" at the same time, or use TRUNCATE ... CASCADE."));
@@ -274,6 +330,74 @@ impl DdlCtx<'_, '_> {
         };
         self.finish()?;
         Ok((tag, notice))
+    }
+
+    /// True if a table, view, sequence or index named `name` exists in schema `sid` (they
+    /// share one namespace, as in PostgreSQL).
+    fn relation_exists(&self, sid: u64, name: &str) -> bool {
+        self.catalog.lookup(sid, name).is_some()
+            || self.catalog.all().any(|d| match d {
+                Descriptor::Table(t) => {
+                    t.schema_id == sid
+                        && t.all_indexes()
+                            .any(|i| i.name == name && !(i.id == t.primary.id && t.has_rowid()))
+                }
+                _ => false,
+            })
+    }
+
+    /// Views (other than those in `skip`) whose query reads relation `id`, directly or
+    /// through other views.
+    fn dependent_views(&self, id: u64, skip: &[u64]) -> Vec<ViewDesc> {
+        let views: Vec<ViewDesc> = self
+            .catalog
+            .all()
+            .filter_map(|d| match d {
+                Descriptor::View(v) if !skip.contains(&v.id) => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut out: Vec<ViewDesc> = Vec::new();
+        let mut targets = vec![id];
+        while let Some(t) = targets.pop() {
+            for v in &views {
+                if out.iter().any(|o| o.id == v.id) {
+                    continue;
+                }
+                if self.view_reads(v, t) {
+                    targets.push(v.id);
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// True if the view's query names relation `id`.
+    fn view_reads(&self, v: &ViewDesc, id: u64) -> bool {
+        use std::ops::ControlFlow;
+        let Ok(parsed) = parse::parse(&v.sql) else {
+            return false;
+        };
+        let b = Binder::new(self.catalog, v.db_id, vec![]);
+        let mut found = false;
+        for p in &parsed {
+            let _ = ast::visit_relations(&p.stmt, |name| {
+                let hit = b.qualified(name).ok().and_then(|(schema, n)| {
+                    let sid = match schema {
+                        Some(s) => b.schema_id(Some(&s)).ok()?,
+                        None => v.schema_id,
+                    };
+                    self.catalog.lookup(sid, &n).map(Descriptor::id)
+                });
+                if hit == Some(id) {
+                    found = true;
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        found
     }
 
     async fn restart_sequences(&mut self, table: &TableDesc) -> Result<()> {
@@ -314,7 +438,7 @@ impl DdlCtx<'_, '_> {
             ));
         }
         let (sid, name) = split(self.catalog, self.db_id, &ct.name)?;
-        if self.catalog.lookup(sid, &name).is_some() {
+        if self.relation_exists(sid, &name) {
             if ct.if_not_exists {
                 return Ok((
                     "CREATE TABLE".into(),
@@ -677,9 +801,7 @@ impl DdlCtx<'_, '_> {
             .filter_map(|c| table.column_by_id(*c).map(|c| c.name.clone()))
             .collect();
         let n = cname.unwrap_or_else(|| format!("{}_{}_key", table.name, names.join("_")));
-        if table.all_indexes().any(|i| i.name == n)
-            || self.catalog.lookup(table.schema_id, &n).is_some()
-        {
+        if table.all_indexes().any(|i| i.name == n) || self.relation_exists(table.schema_id, &n) {
             return Err(duplicate_relation(&n));
         }
         let idx = IndexDesc {
@@ -846,9 +968,7 @@ impl DdlCtx<'_, '_> {
                 base
             }
         };
-        if t.all_indexes().any(|i| i.name == name)
-            || self.catalog.lookup(t.schema_id, &name).is_some()
-        {
+        if t.all_indexes().any(|i| i.name == name) || self.relation_exists(t.schema_id, &name) {
             if ci.if_not_exists {
                 return Ok((
                     "CREATE INDEX".into(),
@@ -890,6 +1010,12 @@ impl DdlCtx<'_, '_> {
             other => return Err(Error::unsupported(format!("DROP {other}"))),
         };
         let mut notice = Vec::new();
+        // Relations dropped by this statement: dependencies among them do not block it.
+        let dropping: Vec<u64> = names
+            .iter()
+            .filter_map(|n| split(self.catalog, self.db_id, n).ok())
+            .filter_map(|(sid, n)| self.catalog.lookup(sid, &n).map(Descriptor::id))
+            .collect();
         for name in names {
             match kind {
                 ast::ObjectType::Database => {
@@ -1025,7 +1151,7 @@ impl DdlCtx<'_, '_> {
                                 _ => "a sequence",
                             };
                             return Err(Error::new(
-                                ErrorKind::ObjectNotInPrerequisiteState,
+                                ErrorKind::WrongObjectType,
                                 format!("\"{n}\" is not {what}"),
                             )
                             .with_hint(format!(
@@ -1056,12 +1182,34 @@ impl DdlCtx<'_, '_> {
                         });
                     }
                     let d = found.expect("checked above");
+                    let views = self.dependent_views(d.id(), &dropping);
+                    if let Some(v) = views.first() {
+                        if !cascade {
+                            let what = if matches!(d, Descriptor::View(_)) {
+                                "view"
+                            } else {
+                                "table"
+                            };
+                            return Err(Error::new(
+                                ErrorKind::DependentObjectsStillExist,
+                                format!(
+                                    "cannot drop {what} {n} because other objects depend on it"
+                                ),
+                            )
+                            .with_detail(format!("view {} depends on {what} {n}", v.name))
+                            .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+                        }
+                        for v in &views {
+                            let tenant = self.tenant();
+                            self.catalog.remove(self.cx.txn, tenant, v.id)?;
+                        }
+                    }
                     if let Descriptor::Table(t) = &d {
                         let children: Vec<TableDesc> = self
                             .catalog
                             .referencing(t.id)
                             .into_iter()
-                            .filter(|c| c.id != t.id)
+                            .filter(|c| c.id != t.id && !dropping.contains(&c.id))
                             .cloned()
                             .collect();
                         if !children.is_empty() {
@@ -1351,7 +1499,7 @@ impl DdlCtx<'_, '_> {
                         parse::object_name(n)?.last().cloned().unwrap_or_default()
                     }
                 };
-                if self.catalog.lookup(t.schema_id, &name).is_some() {
+                if self.relation_exists(t.schema_id, &name) {
                     return Err(duplicate_relation(&name));
                 }
                 t.name = name;

@@ -388,7 +388,11 @@ impl<'a> ExecCtx<'a> {
             Value::Null => Ok(None),
             Value::Int(n) if n >= 0 => Ok(Some(n as usize)),
             Value::Int(_) => Err(Error::new(
-                ErrorKind::InvalidParameterValue,
+                if what == "OFFSET" {
+                    ErrorKind::InvalidOffset
+                } else {
+                    ErrorKind::InvalidLimit
+                },
                 format!("{what} must not be negative"),
             )),
             other => Err(Error::internal(format!("{what} evaluated to {other:?}"))),

@@ -68,6 +68,10 @@ funcs! {
     Concat => "concat",
     ConcatWs => "concat_ws",
     Md5 => "md5",
+    Encode => "encode",
+    Decode => "decode",
+    Format => "format",
+    WidthBucket => "width_bucket",
     ToHex => "to_hex",
     Ascii => "ascii",
     Chr => "chr",
@@ -207,6 +211,35 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
             } else {
                 (T::Int4, text())
             }
+        }
+        Func::Md5 if n == 1 && args[0].family() == TypeFamily::Bytes => (T::Text, vec![T::Bytea]),
+        Func::Encode => {
+            check_n(2, 2)?;
+            (T::Text, vec![T::Bytea, T::Text])
+        }
+        Func::Decode => {
+            check_n(2, 2)?;
+            (T::Bytea, vec![T::Text, T::Text])
+        }
+        Func::Format => {
+            if n == 0 {
+                return Err(bad());
+            }
+            let mut a: Vec<SqlType> = args
+                .iter()
+                .map(|t| if *t == T::Unknown { T::Text } else { t.clone() })
+                .collect();
+            a[0] = T::Text;
+            (T::Text, a)
+        }
+        Func::WidthBucket => {
+            check_n(4, 4)?;
+            let t = if args[..3].iter().all(|t| t.family() == TypeFamily::Float) {
+                T::Float8
+            } else {
+                T::Numeric(None)
+            };
+            (T::Int4, vec![t.clone(), t.clone(), t, T::Int4])
         }
         Func::Lower
         | Func::Upper
@@ -355,7 +388,10 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
         }
         Func::Power | Func::Atan2 => {
             check_n(2, 2)?;
-            if func == Func::Power && args.iter().any(|t| t.family() == TypeFamily::Numeric) {
+            if func == Func::Power
+                && args.iter().any(|t| t.family() == TypeFamily::Numeric)
+                && !args.iter().any(|t| t.family() == TypeFamily::Float)
+            {
                 (T::Numeric(None), vec![T::Numeric(None); 2])
             } else {
                 (T::Float8, vec![T::Float8; 2])
@@ -742,7 +778,7 @@ pub fn call(
                 let len = int_arg(&a[2]);
                 if len < 0 {
                     return Err(Error::new(
-                        ErrorKind::InvalidParameterValue,
+                        ErrorKind::SubstringError,
                         "negative substring length not allowed",
                     ));
                 }
@@ -890,7 +926,82 @@ pub fn call(
                 .collect();
             Value::Text(parts.join(sep))
         }
-        Func::Md5 => Value::Text(md5_hex(text_arg(&a[0]).as_bytes())),
+        Func::Md5 => match &a[0] {
+            Value::Bytes(b) => Value::Text(md5_hex(b)),
+            v => Value::Text(md5_hex(text_arg(v).as_bytes())),
+        },
+        Func::Encode => {
+            let Value::Bytes(b) = &a[0] else {
+                return Ok(Value::Null);
+            };
+            Value::Text(match text_arg(&a[1]).to_ascii_lowercase().as_str() {
+                "hex" => hex::encode(b),
+                "base64" => {
+                    use base64::Engine;
+                    // PostgreSQL wraps base64 output at 76 characters.
+                    let s = base64::engine::general_purpose::STANDARD.encode(b);
+                    s.as_bytes()
+                        .chunks(76)
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+                "escape" => bytea_escape(b),
+                other => return Err(invalid_arg(&format!("unrecognized encoding: \"{other}\""))),
+            })
+        }
+        Func::Decode => {
+            let s = text_arg(&a[0]);
+            Value::Bytes(match text_arg(&a[1]).to_ascii_lowercase().as_str() {
+                "hex" => hex::decode(s.trim())
+                    .map_err(|e| invalid_arg(&format!("invalid hexadecimal data: {e}")))?,
+                "base64" => {
+                    use base64::Engine;
+                    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(clean)
+                        .map_err(|e| invalid_arg(&format!("invalid base64 data: {e}")))?
+                }
+                "escape" => textio::from_text(s, &SqlType::Bytea).map(|v| match v {
+                    Value::Bytes(b) => b,
+                    _ => Vec::new(),
+                })?,
+                other => return Err(invalid_arg(&format!("unrecognized encoding: \"{other}\""))),
+            })
+        }
+        Func::Format => Value::Text(format_sql(text_arg(&a[0]), &a[1..], &exprs[1..])?),
+        Func::WidthBucket => {
+            let (x, lo, hi) = (float_arg(&a[0]), float_arg(&a[1]), float_arg(&a[2]));
+            let count = int_arg(&a[3]);
+            if count <= 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgumentForWidthBucket,
+                    "count must be greater than zero",
+                ));
+            }
+            if lo == hi {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgumentForWidthBucket,
+                    "lower bound cannot equal upper bound",
+                ));
+            }
+            let b = if lo < hi {
+                if x < lo {
+                    0
+                } else if x >= hi {
+                    count + 1
+                } else {
+                    ((x - lo) / (hi - lo) * count as f64).floor() as i64 + 1
+                }
+            } else if x > lo {
+                0
+            } else if x <= hi {
+                count + 1
+            } else {
+                ((lo - x) / (lo - hi) * count as f64).floor() as i64 + 1
+            };
+            Value::Int(b)
+        }
         Func::ToHex => Value::Text(format!("{:x}", int_arg(&a[0]))),
         Func::Ascii => Value::Int(text_arg(&a[0]).chars().next().map_or(0, |c| c as i64)),
         Func::Chr => {
@@ -899,35 +1010,35 @@ pub fn call(
             Value::Text(c.to_string())
         }
         Func::StartsWith => Value::Bool(text_arg(&a[0]).starts_with(text_arg(&a[1]))),
-        Func::QuoteIdent => {
-            let s = text_arg(&a[0]);
-            let plain = !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                && !s.starts_with(|c: char| c.is_ascii_digit());
-            Value::Text(if plain {
-                s.to_string()
-            } else {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            })
-        }
-        Func::QuoteLiteral => Value::Text(format!("'{}'", text_arg(&a[0]).replace('\'', "''"))),
-        Func::Abs => {
-            match &a[0] {
-                Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(|| {
+        Func::QuoteIdent => Value::Text(quote_ident(text_arg(&a[0]))),
+        Func::QuoteLiteral => Value::Text(quote_literal(text_arg(&a[0]))),
+        Func::Abs => match &a[0] {
+            Value::Int(i) => {
+                let v = i.checked_abs().ok_or_else(|| {
                     Error::new(ErrorKind::NumericOutOfRange, "integer out of range")
-                })?),
-                Value::Float(f) => Value::Float(f.abs()),
-                Value::Numeric(d) => Value::Numeric(d.abs()),
-                _ => Value::Null,
+                })?;
+                crate::cast::check_int_range(v, ty).map_err(|_| {
+                    Error::new(
+                        ErrorKind::NumericOutOfRange,
+                        format!("{} out of range", ty.pg_name()),
+                    )
+                })?;
+                Value::Int(v)
             }
-        }
+            Value::Float(f) => Value::Float(f.abs()),
+            Value::Numeric(d) => Value::Numeric(d.abs()),
+            _ => Value::Null,
+        },
         Func::Ceil | Func::Floor => match &a[0] {
-            Value::Numeric(d) => Value::Numeric(if func == Func::Ceil {
-                d.ceil()
-            } else {
-                d.floor()
-            }),
+            Value::Numeric(d) => {
+                let mut r = if func == Func::Ceil {
+                    d.ceil()
+                } else {
+                    d.floor()
+                };
+                r.rescale(0);
+                Value::Numeric(r)
+            }
             Value::Int(i) if ty.family() == TypeFamily::Integer => Value::Int(*i),
             v => {
                 let f = float_arg(v);
@@ -1010,7 +1121,7 @@ pub fn call(
                 Func::Sqrt => {
                     if x < 0.0 {
                         return Err(Error::new(
-                            ErrorKind::InvalidParameterValue,
+                            ErrorKind::InvalidArgumentForPower,
                             "cannot take square root of a negative number",
                         ));
                     }
@@ -1024,13 +1135,13 @@ pub fn call(
                     } else {
                         if x == 0.0 {
                             return Err(Error::new(
-                                ErrorKind::InvalidParameterValue,
+                                ErrorKind::InvalidArgumentForLog,
                                 "cannot take logarithm of zero",
                             ));
                         }
                         if x < 0.0 {
                             return Err(Error::new(
-                                ErrorKind::InvalidParameterValue,
+                                ErrorKind::InvalidArgumentForLog,
                                 "cannot take logarithm of a negative number",
                             ));
                         }
@@ -1046,6 +1157,12 @@ pub fn call(
                 Func::Acos => x.acos(),
                 _ => x.atan(),
             };
+            if v.is_infinite() && x.is_finite() {
+                return Err(Error::new(
+                    ErrorKind::NumericOutOfRange,
+                    "value out of range: overflow",
+                ));
+            }
             Value::Float(v)
         }
         Func::Power => {
@@ -1486,7 +1603,7 @@ fn numeric_math(func: Func, a: &[Value]) -> Result<Value> {
         Func::Sqrt => {
             if x.is_sign_negative() && !x.is_zero() {
                 return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
+                    ErrorKind::InvalidArgumentForPower,
                     "cannot take square root of a negative number",
                 ));
             }
@@ -1496,7 +1613,7 @@ fn numeric_math(func: Func, a: &[Value]) -> Result<Value> {
         Func::Ln => {
             if x <= Decimal::ZERO {
                 return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
+                    ErrorKind::InvalidArgumentForLog,
                     "cannot take logarithm of a non-positive number",
                 ));
             }
@@ -1509,7 +1626,7 @@ fn numeric_math(func: Func, a: &[Value]) -> Result<Value> {
             } else {
                 if x <= Decimal::ZERO {
                     return Err(Error::new(
-                        ErrorKind::InvalidParameterValue,
+                        ErrorKind::InvalidArgumentForLog,
                         "cannot take logarithm of a non-positive number",
                     ));
                 }
@@ -1543,6 +1660,109 @@ pub fn to_json(v: &Value, ty: &SqlType) -> serde_json::Value {
         }
         other => J::String(textio::to_text(other, ty).unwrap_or_default()),
     }
+}
+
+/// `format()`: `%s` (text, NULL as empty), `%I` (identifier), `%L` (literal, NULL as NULL),
+/// `%%`, and explicit positions `%n$s`.
+fn format_sql(fmt: &str, args: &[Value], exprs: &[Expr]) -> Result<String> {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut next = 0usize;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::new();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() || d == '$' {
+                spec.push(d);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let kind = chars
+            .next()
+            .ok_or_else(|| invalid_arg("unterminated format() type specifier"))?;
+        if kind == '%' && spec.is_empty() {
+            out.push('%');
+            continue;
+        }
+        let idx = match spec.strip_suffix('$') {
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| invalid_arg("invalid format() position"))?
+                .checked_sub(1)
+                .ok_or_else(|| {
+                    invalid_arg("format specifies argument 0, but arguments are numbered from 1")
+                })?,
+            None if spec.is_empty() => next,
+            None => return Err(Error::unsupported("format() width specifiers")),
+        };
+        next = idx + 1;
+        let v = args
+            .get(idx)
+            .ok_or_else(|| invalid_arg("too few arguments for format()"))?;
+        let ty = exprs.get(idx).map_or(SqlType::Text, Expr::ty);
+        let text = textio::to_text(v, &ty);
+        match kind {
+            's' => out.push_str(text.as_deref().unwrap_or("")),
+            'I' => {
+                let t = text.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NullValueNotAllowed,
+                        "null values cannot be formatted as an SQL identifier",
+                    )
+                })?;
+                out.push_str(&quote_ident(&t));
+            }
+            'L' => match text {
+                None => out.push_str("NULL"),
+                Some(t) => out.push_str(&quote_literal(&t)),
+            },
+            other => {
+                return Err(invalid_arg(&format!(
+                    "unrecognized format() type specifier \"{other}\""
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn quote_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit());
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+fn quote_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+/// bytea's "escape" text form: printable ASCII as is, backslash doubled, other bytes as
+/// `\ooo` octal.
+fn bytea_escape(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &byte in b {
+        match byte {
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(byte as char),
+            _ => s.push_str(&format!("\\{byte:03o}")),
+        }
+    }
+    s
 }
 
 fn md5_hex(data: &[u8]) -> String {

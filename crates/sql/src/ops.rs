@@ -278,30 +278,59 @@ fn as_decimal(v: &Value) -> Option<Decimal> {
 }
 
 /// PostgreSQL's result scale for numeric division: at least 16 significant digits.
-fn div_scale(q: &Decimal, a: &Decimal, b: &Decimal) -> u32 {
-    let abs = q.abs();
-    let weight = if abs.is_zero() {
-        0
-    } else {
-        let digits = abs.trunc().to_string().trim_start_matches('0').len() as i64;
-        if digits > 0 {
-            (digits - 1) / 4
-        } else {
-            // |q| < 1: count leading zero decimals.
-            let frac = abs.to_string();
-            let zeros = frac
-                .split('.')
-                .nth(1)
-                .map_or(0, |f| f.len() - f.trim_start_matches('0').len())
-                as i64;
-            -(zeros / 4) - 1
-        }
-    };
-    let scale = 16 - 4 * weight;
-    scale
+/// Returns the weight (position of the first non-zero base-10000 digit, 0 for the units
+/// group) and that digit, as PostgreSQL's numeric code sees a value.
+fn base10000_lead(d: &Decimal) -> (i64, u32) {
+    let abs = d.abs();
+    if abs.is_zero() {
+        return (0, 0);
+    }
+    let int = abs.trunc().to_string();
+    if int != "0" {
+        let n = int.len() as i64;
+        let weight = (n - 1) / 4;
+        let lead_len = (n - 4 * weight) as usize;
+        return (weight, int[..lead_len].parse().unwrap_or(0));
+    }
+    let s = abs.to_string();
+    let frac = s.split('.').nth(1).unwrap_or_default();
+    let zeros = (frac.len() - frac.trim_start_matches('0').len()) as i64;
+    let group = zeros / 4;
+    let start = (group * 4) as usize;
+    let digits: String = frac.chars().skip(start).take(4).collect();
+    let digits = format!("{digits:0<4}");
+    (-group - 1, digits.parse().unwrap_or(0))
+}
+
+/// Divides numerics with PostgreSQL's result scale (`select_div_scale`): at least 16
+/// significant digits, and no fewer decimals than either input; rounded half away from
+/// zero.
+pub fn numeric_div(a: Decimal, b: Decimal) -> Result<Decimal> {
+    if b.is_zero() {
+        return Err(div_zero());
+    }
+    let (w1, f1) = base10000_lead(&a);
+    let (w2, f2) = base10000_lead(&b);
+    let mut qweight = w1 - w2;
+    if f1 <= f2 {
+        qweight -= 1;
+    }
+    let rscale = (16 - 4 * qweight)
         .max(i64::from(a.scale()))
         .max(i64::from(b.scale()))
-        .clamp(0, 28) as u32
+        .clamp(0, 28) as u32;
+    let q = a.checked_div(b).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NumericOutOfRange,
+            "value overflows numeric format",
+        )
+    })?;
+    let mut r =
+        q.round_dp_with_strategy(rscale, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    if r.scale() < rscale {
+        r.rescale(rscale);
+    }
+    Ok(r)
 }
 
 /// Computes `l op r` where the operand types are `lt` and `rt` and the result type `ty`.
@@ -334,6 +363,8 @@ pub fn binary(
         return Ok(Value::Null);
     }
     match ty.family() {
+        // date - date is an integer, but it is date arithmetic.
+        TypeFamily::Integer if matches!(l, Value::Date(_)) => other_op(op, l, r, lt, rt, ty),
         TypeFamily::Integer => int_op(op, &l, &r, ty),
         TypeFamily::Float => {
             let (a, b) = (
@@ -359,13 +390,13 @@ pub fn binary(
                 BinOp::Pow => {
                     if a == 0.0 && b < 0.0 {
                         return Err(Error::new(
-                            ErrorKind::InvalidParameterValue,
+                            ErrorKind::InvalidArgumentForPower,
                             "zero raised to a negative power is undefined",
                         ));
                     }
                     if a < 0.0 && b.fract() != 0.0 {
                         return Err(Error::new(
-                            ErrorKind::InvalidParameterValue,
+                            ErrorKind::InvalidArgumentForPower,
                             "a negative number raised to a non-integer power yields a complex result",
                         ));
                     }
@@ -400,13 +431,7 @@ pub fn binary(
                 BinOp::Add => a.checked_add(b).ok_or_else(ovf)?,
                 BinOp::Sub => a.checked_sub(b).ok_or_else(ovf)?,
                 BinOp::Mul => a.checked_mul(b).ok_or_else(ovf)?,
-                BinOp::Div => {
-                    if b.is_zero() {
-                        return Err(div_zero());
-                    }
-                    let q = a.checked_div(b).ok_or_else(ovf)?;
-                    q.round_dp(div_scale(&q, &a, &b))
-                }
+                BinOp::Div => numeric_div(a, b)?,
                 BinOp::Mod => {
                     if b.is_zero() {
                         return Err(div_zero());
@@ -642,9 +667,16 @@ fn concat(l: Value, r: Value, lt: &SqlType, rt: &SqlType) -> Result<Value> {
             Value::Bytes(a)
         }
         (a, b) => {
-            let sa = crate::textio::to_text(&a, lt).unwrap_or_default();
-            let sb = crate::textio::to_text(&b, rt).unwrap_or_default();
-            Value::Text(sa + &sb)
+            // Each side as text the way a cast to text writes it: booleans as true/false,
+            // char(n) without its padding.
+            let text = |v: Value, t: &SqlType| -> String {
+                match (&v, t) {
+                    (Value::Bool(b), _) => if *b { "true" } else { "false" }.to_string(),
+                    (Value::Text(s), SqlType::Char(_)) => s.trim_end_matches(' ').to_string(),
+                    _ => crate::textio::to_text(&v, t).unwrap_or_default(),
+                }
+            };
+            Value::Text(text(a, lt) + &text(b, rt))
         }
     })
 }

@@ -13,8 +13,12 @@
 //! by column id, so columns can be added and dropped without rewriting rows:
 //!
 //! ```text
-//!  [format 1] ([column id: varint] [value])*     NULL columns are absent
+//!  [format 1] ([column id << 1 | null: varint] [value if not null])*
 //! ```
+//!
+//! A NULL column is usually just absent; it is written as an explicit NULL (the low bit
+//! set, no value) when absence would mean something else: a column added later with a
+//! default reads that default from rows written before it existed.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use codec::key::{self, Decoder, Direction, Nulls};
@@ -383,15 +387,19 @@ fn get_value(b: &[u8], pos: &mut usize, ty: &SqlType) -> Result<Value> {
 }
 
 /// Encodes the non-key columns of a row: `(column id, type, value)` for each.
+/// `explicit_null` says whether a NULL must be written rather than left out.
 pub fn encode_row<'a>(
-    cols: impl IntoIterator<Item = (u32, &'a SqlType, &'a Value)>,
+    cols: impl IntoIterator<Item = (u32, &'a SqlType, &'a Value, bool)>,
 ) -> Result<Vec<u8>> {
     let mut buf = vec![ROW_FORMAT_V1];
-    for (id, ty, v) in cols {
+    for (id, ty, v, explicit_null) in cols {
         if v.is_null() {
+            if explicit_null {
+                put_varint(&mut buf, (u64::from(id) << 1) | 1);
+            }
             continue;
         }
-        put_varint(&mut buf, u64::from(id));
+        put_varint(&mut buf, u64::from(id) << 1);
         put_value(&mut buf, v, ty)?;
     }
     Ok(buf)
@@ -412,8 +420,10 @@ pub fn decode_row(
     }
     let mut pos = 1;
     while pos < bytes.len() {
-        let id = u32::try_from(get_varint(bytes, &mut pos)?).map_err(corrupt)?;
+        let tagged = get_varint(bytes, &mut pos)?;
+        let id = u32::try_from(tagged >> 1).map_err(corrupt)?;
         match type_of(id) {
+            Some(_) if tagged & 1 == 1 => put(id, Value::Null),
             Some(ty) => put(id, get_value(bytes, &mut pos, &ty)?),
             None => return Err(corrupt(format!("unknown column id {id}"))),
         }
@@ -472,6 +482,22 @@ mod tests {
     }
 
     #[test]
+    fn explicit_nulls_override_defaults_of_added_columns() {
+        let t = SqlType::Text;
+        let v = Value::Null;
+        let bytes = encode_row([(3, &t, &v, true), (4, &t, &v, false)]).unwrap();
+        // The reader starts from the column defaults ("fill" values) of added columns.
+        let mut got = [Value::Text("dflt".into()), Value::Text("dflt".into())];
+        decode_row(
+            &bytes,
+            |_| Some(SqlType::Text),
+            |id, v| got[id as usize - 3] = v,
+        )
+        .unwrap();
+        assert_eq!(got, [Value::Null, Value::Text("dflt".into())]);
+    }
+
+    #[test]
     fn rows_round_trip_by_column_id() {
         let types = [
             SqlType::Int4,
@@ -489,7 +515,8 @@ mod tests {
             Value::Numeric("-3.25".parse().unwrap()),
             Value::Timestamp(crate::datetime::parse_timestamp("2024-01-02 03:04:05.678").unwrap()),
         ];
-        let bytes = encode_row((0..6).map(|i| (i as u32 + 10, &types[i], &values[i]))).unwrap();
+        let bytes =
+            encode_row((0..6).map(|i| (i as u32 + 10, &types[i], &values[i], false))).unwrap();
         let mut got = vec![Value::Null; 6];
         decode_row(
             &bytes,

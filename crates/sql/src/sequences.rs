@@ -162,7 +162,7 @@ impl Sequences {
 
 fn exhausted(seq: &SequenceDesc) -> Error {
     Error::new(
-        ErrorKind::ObjectNotInPrerequisiteState,
+        ErrorKind::SequenceLimitExceeded,
         format!(
             "nextval: reached maximum value of sequence \"{}\" ({})",
             seq.name, seq.max

@@ -166,7 +166,21 @@ pub fn from_text(s: &str, ty: &SqlType) -> Result<Value> {
             Value::Int(v)
         }
         SqlType::Float4 | SqlType::Float8 => {
-            Value::Float(parse_float(s).ok_or_else(|| invalid(ty, s))?)
+            let f = parse_float(s).ok_or_else(|| invalid(ty, s))?;
+            let named = matches!(
+                s.trim().to_ascii_lowercase().trim_start_matches(['+', '-']),
+                "inf" | "infinity" | "nan"
+            );
+            if !named
+                && (f.is_infinite()
+                    || (*ty == SqlType::Float4 && f.is_finite() && (f as f32).is_infinite()))
+            {
+                return Err(Error::new(
+                    ErrorKind::NumericOutOfRange,
+                    format!("\"{}\" is out of range for type {}", s.trim(), ty.pg_name()),
+                ));
+            }
+            Value::Float(f)
         }
         SqlType::Numeric(_) => {
             let t = s.trim();
@@ -179,7 +193,16 @@ pub fn from_text(s: &str, ty: &SqlType) -> Result<Value> {
         SqlType::Varchar(_) | SqlType::Char(_) => {
             crate::cast::fit_string(s.to_string(), ty, false)?
         }
-        SqlType::Bytea => Value::Bytes(parse_bytea(s).ok_or_else(|| invalid(ty, s))?),
+        SqlType::Bytea => Value::Bytes(parse_bytea(s).ok_or_else(|| {
+            if s.starts_with("\\x") {
+                Error::new(
+                    ErrorKind::InvalidParameterValue,
+                    format!("invalid hexadecimal data in bytea input: \"{s}\""),
+                )
+            } else {
+                invalid(ty, s)
+            }
+        })?),
         SqlType::Date => Value::Date(datetime::parse_date(s)?),
         SqlType::Time => Value::Time(datetime::parse_time(s)?),
         SqlType::Timestamp => Value::Timestamp(datetime::parse_timestamp(s)?),

@@ -337,7 +337,11 @@ impl Transaction {
         }
         for (span, t) in &self.reads.spans {
             for r in self.client.kv.ranges(span).await? {
-                by_range.entry(r.id).or_default().spans.push((intersect(span, &r), *t));
+                by_range
+                    .entry(r.id)
+                    .or_default()
+                    .spans
+                    .push((intersect(span, &r), *t));
             }
         }
         for reads in by_range.into_values() {

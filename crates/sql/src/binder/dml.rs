@@ -246,12 +246,23 @@ impl Binder<'_> {
             .as_ref()
             .map_or(table.name.clone(), |a| parse::ident(&a.alias));
         let live: Vec<&crate::catalog::ColumnDesc> = table.live_columns().collect();
-        let targets: Vec<usize> = if ins.columns.is_empty() {
-            live.iter()
+        let mut targets: Vec<usize> = if ins.columns.is_empty() {
+            let all: Vec<usize> = live
+                .iter()
                 .enumerate()
                 .filter(|(_, c)| !c.hidden)
                 .map(|(i, _)| i)
-                .collect()
+                .collect();
+            // Without a column list, the values fill the first columns (the rest get their
+            // defaults), as in PostgreSQL.
+            let given = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+                Some(SetExpr::Values(v)) => v.rows.iter().map(|r| r.len()).max(),
+                _ => None,
+            };
+            match given {
+                Some(n) if n < all.len() => all[..n].to_vec(),
+                _ => all,
+            }
         } else {
             let mut t = Vec::new();
             for c in &ins.columns {
@@ -279,22 +290,18 @@ impl Binder<'_> {
             t
         };
         let overriding = ins.overriding.is_some();
-        for &p in &targets {
-            if live[p].identity == Some(true) && !overriding {
-                return Err(Error::new(
-                    ErrorKind::InvalidParameterValue,
-                    format!(
-                        "cannot insert a non-DEFAULT value into column \"{}\"",
-                        live[p].name
-                    ),
-                )
-                .with_detail(format!(
-                    "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
-                    live[p].name
-                ))
-                .with_hint("Use OVERRIDING SYSTEM VALUE to override."));
-            }
-        }
+        // Only an explicit value for a GENERATED ALWAYS identity column is an error; DEFAULT
+        // is fine.
+        let always_error = |name: &str| {
+            Error::new(
+                ErrorKind::GeneratedAlways,
+                format!("cannot insert a non-DEFAULT value into column \"{name}\""),
+            )
+            .with_detail(format!(
+                "Column \"{name}\" is an identity column defined as GENERATED ALWAYS."
+            ))
+            .with_hint("Use OVERRIDING SYSTEM VALUE to override.")
+        };
         let target_types: Vec<SqlType> = targets.iter().map(|p| live[*p].ty.clone()).collect();
         let source = match &ins.source {
             None => InsertSource::DefaultValues,
@@ -323,6 +330,9 @@ impl Binder<'_> {
                                 out.push(None);
                                 continue;
                             }
+                            if live[targets[k]].identity == Some(true) && !overriding {
+                                return Err(always_error(&live[targets[k]].name));
+                            }
                             let b = self.bind_expr(e, &mut ExprCtx::plain(&empty, "VALUES"))?;
                             out.push(Some(self.coerce_assign(
                                 b,
@@ -336,6 +346,14 @@ impl Binder<'_> {
                 }
                 _ => {
                     let (plan, cols) = self.bind_query(q)?;
+                    if ins.columns.is_empty() && cols.len() < targets.len() {
+                        targets.truncate(cols.len());
+                    }
+                    if let Some(&p) = targets.iter().find(|&&p| live[p].identity == Some(true)) {
+                        if !overriding {
+                            return Err(always_error(&live[p].name));
+                        }
+                    }
                     if cols.len() > targets.len() {
                         return Err(Error::new(
                             ErrorKind::Syntax,
@@ -562,7 +580,7 @@ impl Binder<'_> {
                 }
                 if col.identity == Some(true) && !is_default(v) {
                     return Err(Error::new(
-                        ErrorKind::InvalidParameterValue,
+                        ErrorKind::GeneratedAlways,
                         format!("column \"{n}\" can only be updated to DEFAULT"),
                     )
                     .with_detail(format!(

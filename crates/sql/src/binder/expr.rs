@@ -611,6 +611,22 @@ impl Binder<'_> {
                     Ok(Expr::Neg(Box::new(x), ty))
                 }
                 UnaryOperator::Plus => self.bind_expr(expr, cx),
+                UnaryOperator::PGSquareRoot | UnaryOperator::PGCubeRoot => {
+                    let x = self.bind_expr(expr, cx)?;
+                    let (func, name) = if matches!(op, UnaryOperator::PGSquareRoot) {
+                        (Func::Sqrt, "sqrt")
+                    } else {
+                        (Func::Cbrt, "cbrt")
+                    };
+                    let x = if x.ty().family() == TypeFamily::Float
+                        || x.ty().family() == TypeFamily::Unknown
+                    {
+                        x
+                    } else {
+                        self.coerce(x, &SqlType::Float8)?
+                    };
+                    self.bind_function_call(func, name, vec![x])
+                }
                 other => Err(Error::unsupported(format!("the unary operator {other}"))),
             },
             A::Cast {
@@ -1103,11 +1119,18 @@ impl Binder<'_> {
                 } else {
                     x
                 };
+                let field_name = unit_name(field).to_ascii_lowercase();
                 let f = self.bind_function_call(Func::DatePart, "date_part", vec![unit, x])?;
-                // EXTRACT returns numeric in PostgreSQL 14+.
+                // EXTRACT returns numeric in PostgreSQL 14+, with microsecond scale for
+                // seconds and epochs.
+                let scale = match field_name.as_str() {
+                    "epoch" | "second" | "seconds" => Some(6),
+                    "millisecond" | "milliseconds" => Some(3),
+                    _ => None,
+                };
                 Ok(Expr::Cast {
                     expr: Box::new(f),
-                    to: SqlType::Numeric(None),
+                    to: SqlType::Numeric(scale.map(|s| (28, s))),
                     explicit: true,
                 })
             }
@@ -1238,6 +1261,12 @@ impl Binder<'_> {
                 if to == SqlType::RegClass =>
             {
                 Ok(Expr::Literal(self.regclass_value(&s)?, SqlType::RegClass))
+            }
+            // An explicit cast to varchar(n) or char(n) truncates.
+            Expr::Literal(Value::Text(s), SqlType::Unknown)
+                if matches!(to, SqlType::Varchar(_) | SqlType::Char(_)) =>
+            {
+                Ok(Expr::Literal(cast::fit_string(s, &to, true)?, to))
             }
             Expr::Literal(Value::Text(s), SqlType::Unknown) => {
                 Ok(Expr::Literal(textio::from_text(&s, &to)?, to))

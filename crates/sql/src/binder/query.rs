@@ -37,15 +37,27 @@ enum UnitKind {
 impl Binder<'_> {
     /// Binds a query; returns its plan and output columns.
     pub fn bind_query(&mut self, q: &ast::Query) -> Result<(Plan, Vec<Column>)> {
-        if q.fetch.is_some() {
-            return Err(Error::unsupported("FETCH FIRST"));
+        if let Some(f) = &q.fetch
+            && (f.with_ties || f.percent)
+        {
+            return Err(Error::unsupported("FETCH FIRST ... WITH TIES or PERCENT"));
         }
         let lock = !q.locks.is_empty();
         let cte_mark = self.ctes.len();
         let mut cte_plans = Vec::new();
         if let Some(with) = &q.with {
-            for cte in &with.cte_tables {
+            for (k, cte) in with.cte_tables.iter().enumerate() {
                 let name = parse::ident(&cte.alias.name);
+                if with.cte_tables[..k]
+                    .iter()
+                    .any(|c| parse::ident(&c.alias.name) == name)
+                {
+                    self.ctes.truncate(cte_mark);
+                    return Err(Error::new(
+                        ErrorKind::DuplicateAlias,
+                        format!("WITH query name \"{name}\" specified more than once"),
+                    ));
+                }
                 let id = self.next_cte;
                 self.next_cte += 1;
                 let (plan, cols) = if with.recursive {
@@ -74,6 +86,14 @@ impl Binder<'_> {
             }
             None => (None, None),
         };
+        // FETCH FIRST n ROWS ONLY is LIMIT n (n defaults to 1).
+        let limit =
+            match &q.fetch {
+                Some(f) if limit.is_none() => Some(f.quantity.clone().unwrap_or_else(|| {
+                    ast::Expr::Value(ast::Value::Number("1".into(), false).into())
+                })),
+                _ => limit,
+            };
         let order_by: Vec<ast::OrderByExpr> = match &q.order_by {
             Some(ob) => match &ob.kind {
                 ast::OrderByKind::Expressions(e) => e.clone(),
@@ -1253,7 +1273,7 @@ impl Binder<'_> {
                 let types: Vec<SqlType> = bound.iter().map(Expr::ty).collect();
                 let t = if types
                     .iter()
-                    .any(|t| matches!(t, SqlType::Timestamp | SqlType::TimestampTz))
+                    .any(|t| matches!(t, SqlType::Timestamp | SqlType::TimestampTz | SqlType::Date))
                 {
                     if types.contains(&SqlType::TimestampTz) {
                         SqlType::TimestampTz

@@ -252,14 +252,7 @@ fn finish(acc: Acc, call: &AggCall) -> Result<Value> {
             if count == 0 {
                 Value::Null
             } else {
-                let q = sum / Decimal::from(count);
-                // PostgreSQL shows at least 16 significant digits for averages.
-                let int_digits = q.trunc().abs().to_string().trim_start_matches('0').len() as u32;
-                let scale = 16u32.saturating_sub(int_digits).max(sum.scale()).min(20);
-                let mut r = q.round_dp(scale);
-                if r.scale() < scale {
-                    r.rescale(scale);
-                }
+                let r = crate::ops::numeric_div(sum, Decimal::from(count))?;
                 Value::Numeric(r)
             }
         }

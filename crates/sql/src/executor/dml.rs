@@ -439,6 +439,7 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
         returning: Vec::new(),
     };
     let mut touched: HashSet<Vec<u8>> = HashSet::new();
+    let mut fk_pending: Vec<Row> = Vec::new();
     for src in sources {
         cx.check_cancel()?;
         let mut row: Row = vec![Value::Null; width];
@@ -510,9 +511,13 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
                 }
             }
         }
-        check_foreign_keys(cx, &codec, &row, None).await?;
         touched.insert(codec.primary_key(&row)?);
         write_entries(cx, &codec, &row)?;
+        // Foreign keys are checked once the statement's rows are written, so a row may
+        // reference itself or another row of the same statement.
+        if !codec.table.foreign_keys.is_empty() {
+            fk_pending.push(row.clone());
+        }
         result.count += 1;
         if let Some(ret) = &plan.returning {
             let mut vals = Vec::with_capacity(ret.len());
@@ -521,6 +526,9 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
             }
             result.returning.push(vals);
         }
+    }
+    for row in &fk_pending {
+        check_foreign_keys(cx, &codec, row, None).await?;
     }
     Ok(result)
 }

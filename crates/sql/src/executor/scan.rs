@@ -121,7 +121,7 @@ impl TableCodec {
             .live_columns()
             .enumerate()
             .filter(|(i, _)| !pk_pos.contains(i))
-            .map(|(i, c)| (c.id, &self.live_types[i], &row[i]));
+            .map(|(i, c)| (c.id, &self.live_types[i], &row[i], c.fill.is_some()));
         rowcodec::encode_row(cols)
     }
 
