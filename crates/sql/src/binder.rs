@@ -64,6 +64,18 @@ pub struct Binder<'a> {
     /// Scopes of enclosing queries, innermost last, each with a flag set when a column of
     /// it is referenced from inside (making the subquery correlated).
     outer: Vec<(Scope, bool)>,
+    /// Schemas searched for unqualified names, in order (the `search_path` setting).
+    search_path: Vec<String>,
+}
+
+/// Splits a `search_path` setting into schema names; `$user` becomes the user's name.
+pub fn parse_search_path(setting: &str, user: &str) -> Vec<String> {
+    setting
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .map(|s| if s == "$user" { user.to_string() } else { s })
+        .collect()
 }
 
 impl<'a> Binder<'a> {
@@ -78,7 +90,22 @@ impl<'a> Binder<'a> {
             ctes: Vec::new(),
             next_cte: 0,
             outer: Vec::new(),
+            search_path: vec!["public".into()],
         }
+    }
+
+    /// Sets the schemas searched for unqualified names.
+    pub fn with_search_path(mut self, path: Vec<String>) -> Self {
+        self.search_path = path;
+        self
+    }
+
+    /// Returns the ids of the search path's schemas that exist, in order.
+    pub fn search_schemas(&self) -> Vec<u64> {
+        self.search_path
+            .iter()
+            .filter_map(|n| self.catalog.schema(self.db_id, n).map(|s| s.id))
+            .collect()
     }
 
     /// Returns the final parameter types (unknown ones become text).
@@ -127,7 +154,13 @@ impl<'a> Binder<'a> {
     /// Resolves a schema name (None = the search path's first schema).
     pub fn schema_id(&self, name: Option<&str>) -> Result<u64> {
         match name {
-            None | Some("public") => self.public_schema(),
+            None => self.search_schemas().first().copied().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UndefinedSchema,
+                    "no schema has been selected to create in",
+                )
+            }),
+            Some("public") => self.public_schema(),
             Some(s) => self
                 .catalog
                 .schema(self.db_id, s)
@@ -183,8 +216,19 @@ impl<'a> Binder<'a> {
                 return Err(undefined_table(&rel));
             }
         }
-        let sid = self.schema_id(schema.as_deref())?;
-        match self.catalog.lookup(sid, &rel) {
+        let found = match schema.as_deref() {
+            Some(s) => {
+                let sid = self
+                    .schema_id(Some(s))
+                    .map_err(|_| undefined_table(&format!("{s}.{rel}")))?;
+                self.catalog.lookup(sid, &rel)
+            }
+            None => self
+                .search_schemas()
+                .into_iter()
+                .find_map(|sid| self.catalog.lookup(sid, &rel)),
+        };
+        match found {
             Some(Descriptor::Table(t)) => Ok(Relation::Table(Arc::new(t.clone()))),
             Some(Descriptor::View(v)) => Ok(Relation::View(v.sql.clone(), v.columns.clone())),
             Some(Descriptor::Sequence(_)) => Err(Error::unsupported("selecting from a sequence")),

@@ -32,27 +32,6 @@ fn schema_of(catalog: &Catalog, db_id: u64, schema: Option<&str>) -> Result<u64>
     })
 }
 
-fn split(catalog: &Catalog, db_id: u64, name: &ast::ObjectName) -> Result<(u64, String)> {
-    let b = Binder::new(catalog, db_id, vec![]);
-    let (schema, n) = b.qualified(name)?;
-    if matches!(schema.as_deref(), Some("pg_catalog" | "information_schema")) {
-        return Err(Error::new(
-            ErrorKind::InvalidName,
-            format!(
-                "permission denied to create \"{}.{n}\"",
-                schema.unwrap_or_default()
-            ),
-        ));
-    }
-    if n.len() > 63 {
-        return Err(Error::new(
-            ErrorKind::ProgramLimitExceeded,
-            format!("identifier \"{n}\" is too long (the limit is 63 bytes)"),
-        ));
-    }
-    Ok((schema_of(catalog, db_id, schema.as_deref())?, n))
-}
-
 fn duplicate_relation(name: &str) -> Error {
     Error::new(
         ErrorKind::DuplicateTable,
@@ -71,6 +50,47 @@ fn undefined(name: &str) -> Error {
 pub type Notice = Vec<String>;
 
 impl DdlCtx<'_, '_> {
+    /// A binder for this session's catalog and search path.
+    fn binder(&self) -> Binder<'_> {
+        Binder::new(self.catalog, self.db_id, vec![])
+            .with_search_path(self.cx.session.search_path())
+    }
+
+    /// Resolves a name to create or drop: (schema id, relation name).
+    fn split(&self, name: &ast::ObjectName) -> Result<(u64, String)> {
+        let b = self.binder();
+        let (schema, n) = b.qualified(name)?;
+        if matches!(schema.as_deref(), Some("pg_catalog" | "information_schema")) {
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                format!(
+                    "permission denied to create \"{}.{n}\"",
+                    schema.unwrap_or_default()
+                ),
+            ));
+        }
+        if n.len() > 63 {
+            return Err(Error::new(
+                ErrorKind::ProgramLimitExceeded,
+                format!("identifier \"{n}\" is too long (the limit is 63 bytes)"),
+            ));
+        }
+        let sid = match schema.as_deref() {
+            Some(s) => schema_of(self.catalog, self.db_id, Some(s))?,
+            // Unqualified: the first schema on the path that has it, else the first one
+            // (where a new object is created).
+            None => match b
+                .search_schemas()
+                .into_iter()
+                .find(|sid| self.catalog.lookup(*sid, &n).is_some())
+            {
+                Some(sid) => sid,
+                None => b.schema_id(None)?,
+            },
+        };
+        Ok((sid, n))
+    }
+
     fn tenant(&self) -> base::TenantId {
         self.cx.tenant
     }
@@ -164,7 +184,7 @@ impl DdlCtx<'_, '_> {
                 if *temporary {
                     return Err(Error::unsupported("temporary sequences"));
                 }
-                let (sid, n) = split(self.catalog, self.db_id, name)?;
+                let (sid, n) = self.split(name)?;
                 if self.relation_exists(sid, &n) {
                     if *if_not_exists {
                         return Ok((
@@ -194,8 +214,8 @@ impl DdlCtx<'_, '_> {
                 if cv.materialized {
                     return Err(Error::unsupported("materialized views"));
                 }
-                let (sid, n) = split(self.catalog, self.db_id, &cv.name)?;
-                let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+                let (sid, n) = self.split(&cv.name)?;
+                let mut b = self.binder();
                 let (_, cols) = b.bind_query(&cv.query)?;
                 let mut columns: Vec<(String, SqlType)> = cols
                     .iter()
@@ -278,7 +298,7 @@ impl DdlCtx<'_, '_> {
             Statement::Truncate(t) => {
                 let mut tables = Vec::new();
                 for target in &t.table_names {
-                    tables.push(Binder::new(self.catalog, self.db_id, vec![]).table(&target.name)?);
+                    tables.push(self.binder().table(&target.name)?);
                 }
                 if matches!(t.cascade, Some(ast::CascadeOption::Cascade)) {
                     // Referencing tables are truncated too, transitively.
@@ -437,7 +457,7 @@ impl DdlCtx<'_, '_> {
                 "CREATE TABLE with LIKE, INHERITS or PARTITION BY",
             ));
         }
-        let (sid, name) = split(self.catalog, self.db_id, &ct.name)?;
+        let (sid, name) = self.split(&ct.name)?;
         if self.relation_exists(sid, &name) {
             if ct.if_not_exists {
                 return Ok((
@@ -475,7 +495,7 @@ impl DdlCtx<'_, '_> {
         let mut sequences = Vec::new();
         if let Some(q) = &ct.query {
             // CREATE TABLE ... AS SELECT: columns from the query.
-            let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+            let mut b = self.binder();
             let (plan, cols) = b.bind_query(q)?;
             let subplans = std::mem::take(&mut b.subplans);
             for c in &cols {
@@ -691,9 +711,43 @@ impl DdlCtx<'_, '_> {
             self.add_unique(&mut table, cname, cols)?;
         }
         for (cname, expr, col) in checks {
-            let n = cname.unwrap_or_else(|| match &col {
-                Some(c) => format!("{name}_{c}_check"),
-                None => format!("{name}_check"),
+            if let Some(n) = &cname
+                && table.checks.iter().any(|c| c.name == *n)
+            {
+                return Err(Error::new(
+                    ErrorKind::DuplicateObject,
+                    format!("constraint \"{n}\" for relation \"{name}\" already exists"),
+                ));
+            }
+            let n = cname.unwrap_or_else(|| {
+                // PostgreSQL names an unnamed check after the first column it mentions,
+                // numbering repeats.
+                let col = col.clone().or_else(|| {
+                    let mut first = None;
+                    let _ = ast::visit_expressions(expr, |e| {
+                        if first.is_none()
+                            && let ast::Expr::Identifier(i) = e
+                        {
+                            let n = parse::ident(i);
+                            if table.columns.iter().any(|c| c.name == n) {
+                                first = Some(n);
+                            }
+                        }
+                        std::ops::ControlFlow::<()>::Continue(())
+                    });
+                    first
+                });
+                let base = match &col {
+                    Some(c) => format!("{name}_{c}_check"),
+                    None => format!("{name}_check"),
+                };
+                let mut n = base.clone();
+                let mut k = 0;
+                while table.checks.iter().any(|c| c.name == n) {
+                    k += 1;
+                    n = format!("{base}{k}");
+                }
+                n
             });
             table.checks.push(CheckDesc {
                 name: n,
@@ -706,7 +760,7 @@ impl DdlCtx<'_, '_> {
         }
         // Validate defaults and checks by binding them now.
         {
-            let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+            let mut b = self.binder();
             let scope = binder::table_scope(&table, &name);
             for c in table.live_columns() {
                 if c.default.is_some()
@@ -831,7 +885,7 @@ impl DdlCtx<'_, '_> {
         cols: Vec<u32>,
         fk: &ast::ForeignKeyConstraint,
     ) -> Result<ForeignKeyDesc> {
-        let b = Binder::new(self.catalog, self.db_id, vec![]);
+        let b = self.binder();
         let (_, pname) = b.qualified(&fk.foreign_table)?;
         let parent: TableDesc = if pname == table.name {
             table.clone()
@@ -935,7 +989,7 @@ impl DdlCtx<'_, '_> {
         {
             return Err(Error::unsupported(format!("index method {u}")));
         }
-        let b = Binder::new(self.catalog, self.db_id, vec![]);
+        let b = self.binder();
         let table = b.table(&ci.table_name)?;
         let mut t = (*table).clone();
         let cols = index_columns(&t, &ci.columns)?;
@@ -1013,7 +1067,7 @@ impl DdlCtx<'_, '_> {
         // Relations dropped by this statement: dependencies among them do not block it.
         let dropping: Vec<u64> = names
             .iter()
-            .filter_map(|n| split(self.catalog, self.db_id, n).ok())
+            .filter_map(|n| self.split(n).ok())
             .filter_map(|(sid, n)| self.catalog.lookup(sid, &n).map(Descriptor::id))
             .collect();
         for name in names {
@@ -1099,7 +1153,7 @@ impl DdlCtx<'_, '_> {
                     self.catalog.remove(self.cx.txn, tenant, s.id)?;
                 }
                 ast::ObjectType::Index => {
-                    let (sid, n) = split(self.catalog, self.db_id, name)?;
+                    let (sid, n) = self.split(name)?;
                     let owner = self.catalog.all().find_map(|d| match d {
                         Descriptor::Table(t)
                             if t.schema_id == sid && t.indexes.iter().any(|i| i.name == n) =>
@@ -1137,7 +1191,7 @@ impl DdlCtx<'_, '_> {
                     self.put(Descriptor::Table(t))?;
                 }
                 _ => {
-                    let (sid, n) = split(self.catalog, self.db_id, name)?;
+                    let (sid, n) = self.split(name)?;
                     let found = self.catalog.lookup(sid, &n).cloned();
                     let matches_kind = match (&found, kind) {
                         (Some(Descriptor::Table(_)), ast::ObjectType::Table) => true,
@@ -1286,7 +1340,7 @@ impl DdlCtx<'_, '_> {
     }
 
     async fn alter_table(&mut self, at: &ast::AlterTable) -> Result<(String, Notice)> {
-        let b = Binder::new(self.catalog, self.db_id, vec![]);
+        let b = self.binder();
         let table = match b.table(&at.name) {
             Ok(t) => t,
             Err(e) if at.if_exists && e.kind == ErrorKind::UndefinedTable => {
@@ -1376,7 +1430,7 @@ impl DdlCtx<'_, '_> {
                 }
                 // Existing rows take the default's value, which must be a constant.
                 if let Some(d) = &col.default {
-                    let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+                    let mut b = self.binder();
                     match b.column_default(t, &col)? {
                         DefaultValue::Expr(e) if e.is_constant() => {
                             let v = self.cx.eval(&e, &[])?;
@@ -1642,7 +1696,7 @@ impl DdlCtx<'_, '_> {
                     }
                     ast::AlterColumnOperation::SetDefault { value } => {
                         t.columns[pos].default = Some(value.to_string());
-                        let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+                        let mut b = self.binder();
                         b.column_default(t, &t.columns[pos])?;
                     }
                     ast::AlterColumnOperation::DropDefault => t.columns[pos].default = None,
@@ -1664,7 +1718,7 @@ impl DdlCtx<'_, '_> {
     }
 
     async fn validate_check(&mut self, t: &TableDesc, name: &str) -> Result<()> {
-        let mut b = Binder::new(self.catalog, self.db_id, vec![]);
+        let mut b = self.binder();
         let scope = binder::table_scope(t, &t.name);
         let checks = b.table_checks(t, &scope)?;
         let Some((_, expr)) = checks.into_iter().find(|(n, _)| n == name) else {

@@ -26,6 +26,21 @@ pub struct SessionInfo {
     pub catalog: Arc<Catalog>,
     pub db_id: u64,
     pub settings: Arc<Vec<(String, String)>>,
+    /// Changes made by `set_config(name, value, is_local)`, applied by the session after
+    /// the statement.
+    pub setting_changes: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl SessionInfo {
+    /// Returns the session's schema search path.
+    pub fn search_path(&self) -> Vec<String> {
+        let setting = self
+            .settings
+            .iter()
+            .find(|(k, _)| k == "search_path")
+            .map_or("public", |(_, v)| v.as_str());
+        crate::binder::parse_search_path(setting, &self.user)
+    }
 }
 
 macro_rules! funcs {
@@ -149,6 +164,7 @@ funcs! {
     BackendPid => "pg_backend_pid",
     GenRandomUuid => "gen_random_uuid" | "uuid_generate_v4",
     CurrentSetting => "current_setting",
+    SetConfig => "set_config",
     FormatType => "format_type",
     PgGetUserById => "pg_get_userbyid",
     PgTableIsVisible => "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" | "pg_collation_is_visible" | "pg_opclass_is_visible" | "pg_operator_is_visible" | "pg_ts_config_is_visible" | "pg_conversion_is_visible" | "pg_statistics_obj_is_visible",
@@ -177,7 +193,7 @@ impl Func {
     pub fn is_volatile(self) -> bool {
         matches!(
             self,
-            Func::Random | Func::GenRandomUuid | Func::StatementTimestamp
+            Func::Random | Func::GenRandomUuid | Func::StatementTimestamp | Func::SetConfig
         )
     }
 }
@@ -253,11 +269,12 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
         }
         Func::Substr => {
             check_n(2, 3)?;
-            let mut a = vec![T::Text, T::Int4];
+            let bytes = args[0].family() == TypeFamily::Bytes;
+            let mut a = vec![if bytes { T::Bytea } else { T::Text }, T::Int4];
             if n == 3 {
                 a.push(T::Int4);
             }
-            (T::Text, a)
+            (if bytes { T::Bytea } else { T::Text }, a)
         }
         Func::Strpos | Func::StartsWith => {
             check_n(2, 2)?;
@@ -331,6 +348,7 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
             }
             let result = match (func, &t) {
                 (Func::Ceil | Func::Floor, t) if t.family() == TypeFamily::Integer => T::Float8,
+                (_, T::Numeric(_)) => T::Numeric(None),
                 _ => t.clone(),
             };
             let result = if matches!(func, Func::Ceil | Func::Floor)
@@ -380,7 +398,8 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
         }
         Func::Log => {
             check_n(1, 2)?;
-            if args.iter().any(|t| t.family() == TypeFamily::Numeric) {
+            // log(b, x) exists only for numerics.
+            if n == 2 || args.iter().any(|t| t.family() == TypeFamily::Numeric) {
                 (T::Numeric(None), vec![T::Numeric(None); n])
             } else {
                 (T::Float8, vec![T::Float8; n])
@@ -611,6 +630,10 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
         ),
         Func::PgGetSerialSequence => (T::Text, vec![T::Text, T::Text]),
         Func::PgIsInRecovery => (T::Bool, vec![]),
+        Func::SetConfig => {
+            check_n(3, 3)?;
+            (T::Text, vec![T::Text, T::Text, T::Bool])
+        }
         Func::PgRelationIsPublishable => (T::Bool, vec![T::Oid]),
         // Set-returning in PostgreSQL; a table that is not partitioned is its own only ancestor.
         Func::PgPartitionAncestors => (T::RegClass, vec![T::RegClass]),
@@ -725,6 +748,7 @@ pub fn call(
             | Func::Nullif
             | Func::Concat
             | Func::ConcatWs
+            | Func::Format
             | Func::JsonbBuildObject
             | Func::JsonbBuildArray
             | Func::ArrayAppend
@@ -787,6 +811,14 @@ pub fn call(
                 (start, i64::MAX)
             };
             let from = (from.max(1) - 1) as usize;
+            if let Value::Bytes(b) = &a[0] {
+                let to = (to.max(1) - 1).min(b.len() as i64) as usize;
+                return Ok(Value::Bytes(if from < to {
+                    b[from..to].to_vec()
+                } else {
+                    Vec::new()
+                }));
+            }
             let to = (to.max(1) - 1).min(chars.len() as i64) as usize;
             Value::Text(if from < to {
                 chars[from..to].iter().collect()
@@ -947,29 +979,32 @@ pub fn call(
                         .join("\n")
                 }
                 "escape" => bytea_escape(b),
-                other => return Err(invalid_arg(&format!("unrecognized encoding: \"{other}\""))),
+                other => return Err(invalid_arg(format!("unrecognized encoding: \"{other}\""))),
             })
         }
         Func::Decode => {
             let s = text_arg(&a[0]);
             Value::Bytes(match text_arg(&a[1]).to_ascii_lowercase().as_str() {
                 "hex" => hex::decode(s.trim())
-                    .map_err(|e| invalid_arg(&format!("invalid hexadecimal data: {e}")))?,
+                    .map_err(|e| invalid_arg(format!("invalid hexadecimal data: {e}")))?,
                 "base64" => {
                     use base64::Engine;
                     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
                     base64::engine::general_purpose::STANDARD
                         .decode(clean)
-                        .map_err(|e| invalid_arg(&format!("invalid base64 data: {e}")))?
+                        .map_err(|e| invalid_arg(format!("invalid base64 data: {e}")))?
                 }
                 "escape" => textio::from_text(s, &SqlType::Bytea).map(|v| match v {
                     Value::Bytes(b) => b,
                     _ => Vec::new(),
                 })?,
-                other => return Err(invalid_arg(&format!("unrecognized encoding: \"{other}\""))),
+                other => return Err(invalid_arg(format!("unrecognized encoding: \"{other}\""))),
             })
         }
-        Func::Format => Value::Text(format_sql(text_arg(&a[0]), &a[1..], &exprs[1..])?),
+        Func::Format => match &a[0] {
+            Value::Null => Value::Null,
+            f => Value::Text(format_sql(text_arg(f), &a[1..], &exprs[1..])?),
+        },
         Func::WidthBucket => {
             let (x, lo, hi) = (float_arg(&a[0]), float_arg(&a[1]), float_arg(&a[2]));
             let count = int_arg(&a[3]);
@@ -1069,14 +1104,19 @@ pub fn call(
                 let places = if a.len() == 2 { int_arg(&a[1]) } else { 0 };
                 let r = if places >= 0 {
                     let p = places.min(28) as u32;
-                    if func == Func::Round {
+                    let mut r = if func == Func::Round {
                         d.round_dp_with_strategy(
                             p,
                             rust_decimal::RoundingStrategy::MidpointAwayFromZero,
                         )
                     } else {
                         d.trunc_with_scale(p)
+                    };
+                    // The result has exactly `places` decimals, as in PostgreSQL.
+                    if r.scale() < p {
+                        r.rescale(p);
                     }
+                    r
                 } else {
                     let f = Decimal::from(10i64.pow((-places).min(18) as u32));
                     let q = d / f;
@@ -1554,6 +1594,15 @@ pub fn call(
                 .map_or(Value::Null, Value::Text)
         }
         Func::PgIsInRecovery | Func::PgRelationIsPublishable => Value::Bool(false),
+        Func::SetConfig => {
+            let (name, value) = (text_arg(&a[0]).to_string(), text_arg(&a[1]).to_string());
+            let local = a[2].as_bool() == Some(true);
+            s.setting_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name, value.clone(), local));
+            Value::Text(value)
+        }
         Func::PgPartitionAncestors => a[0].clone(),
         Func::PgRelationSize => Value::Int(0),
         Func::PgSizePretty => {
@@ -1607,7 +1656,15 @@ fn numeric_math(func: Func, a: &[Value]) -> Result<Value> {
                     "cannot take square root of a negative number",
                 ));
             }
-            x.sqrt().ok_or_else(err)?.round_dp(16)
+            // PostgreSQL's sqrt scale: 16 significant digits, at least the input's scale.
+            let (weight, _) = crate::ops::base10000_lead(&x);
+            let sweight = (weight + 1) * 4 / 2 - 1;
+            let rscale = (16 - sweight).max(i64::from(x.scale())).clamp(0, 28) as u32;
+            let mut r = x.sqrt().ok_or_else(err)?.round_dp(rscale);
+            if r.scale() < rscale {
+                r.rescale(rscale);
+            }
+            r
         }
         Func::Exp => x.checked_exp().ok_or_else(err)?.round_dp(16),
         Func::Ln => {
@@ -1722,7 +1779,7 @@ fn format_sql(fmt: &str, args: &[Value], exprs: &[Expr]) -> Result<String> {
                 Some(t) => out.push_str(&quote_literal(&t)),
             },
             other => {
-                return Err(invalid_arg(&format!(
+                return Err(invalid_arg(format!(
                     "unrecognized format() type specifier \"{other}\""
                 )));
             }

@@ -280,7 +280,7 @@ fn as_decimal(v: &Value) -> Option<Decimal> {
 /// PostgreSQL's result scale for numeric division: at least 16 significant digits.
 /// Returns the weight (position of the first non-zero base-10000 digit, 0 for the units
 /// group) and that digit, as PostgreSQL's numeric code sees a value.
-fn base10000_lead(d: &Decimal) -> (i64, u32) {
+pub(crate) fn base10000_lead(d: &Decimal) -> (i64, u32) {
     let abs = d.abs();
     if abs.is_zero() {
         return (0, 0);

@@ -82,6 +82,7 @@ impl SqlEngine {
             settings: default_settings(user, database),
             cancel: Arc::new(AtomicBool::new(false)),
             copy: None,
+            setting_changes: Arc::default(),
         })
     }
 }
@@ -188,6 +189,10 @@ struct TxnState {
     catalog: Option<Arc<Catalog>>,
     savepoints: Vec<(String, Savepoint)>,
     started: DateTime<Utc>,
+    /// Settings when the transaction began (restored by ROLLBACK) and as they will be
+    /// after COMMIT (plain SETs, not SET LOCAL).
+    settings_at_begin: BTreeMap<String, String>,
+    settings_at_commit: BTreeMap<String, String>,
 }
 
 /// A bound statement, cached in a prepared statement while the catalog is unchanged.
@@ -237,6 +242,8 @@ pub struct Session {
     settings: BTreeMap<String, String>,
     cancel: Arc<AtomicBool>,
     copy: Option<CopyState>,
+    /// set_config() calls of the running statement.
+    setting_changes: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
 }
 
 fn is_transaction_control(s: &Statement) -> bool {
@@ -276,6 +283,13 @@ impl Session {
         self.settings
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    fn search_path(&self) -> Vec<String> {
+        crate::binder::parse_search_path(
+            self.setting("search_path").unwrap_or("public"),
+            &self.user,
+        )
     }
 
     /// Returns the transaction status.
@@ -370,7 +384,7 @@ impl Session {
             });
         }
         let (catalog, db_id) = self.catalog_for_binding().await?;
-        let mut b = Binder::new(&catalog, db_id, types);
+        let mut b = Binder::new(&catalog, db_id, types).with_search_path(self.search_path());
         let bound = bind(&mut b, &p.stmt)?;
         let columns = match &bound.stmt {
             BoundStmt::Query(q) => q.columns.clone(),
@@ -541,6 +555,8 @@ impl Session {
                 catalog: None,
                 savepoints: vec![],
                 started: Utc::now(),
+                settings_at_begin: BTreeMap::new(),
+                settings_at_commit: BTreeMap::new(),
             };
             let r = self.run_in_txn(&mut state, p, params, prepared).await;
             let r = match r {
@@ -589,6 +605,8 @@ impl Session {
                     catalog: None,
                     savepoints: vec![],
                     started: Utc::now(),
+                    settings_at_begin: self.settings.clone(),
+                    settings_at_commit: self.settings.clone(),
                 });
                 tag("BEGIN")
             }
@@ -600,9 +618,16 @@ impl Session {
                 Some(mut t) => {
                     if t.failed {
                         let _ = t.txn.rollback().await;
+                        self.settings = t.settings_at_begin;
                         return tag("ROLLBACK");
                     }
-                    t.txn.commit().await?;
+                    let r = t.txn.commit().await;
+                    self.settings = if r.is_ok() {
+                        t.settings_at_commit
+                    } else {
+                        t.settings_at_begin
+                    };
+                    r?;
                     tag("COMMIT")
                 }
             },
@@ -614,6 +639,7 @@ impl Session {
                     notices: vec!["there is no transaction in progress".into()],
                 }),
                 Some(mut t) => {
+                    self.settings = std::mem::take(&mut t.settings_at_begin);
                     t.txn.rollback().await?;
                     tag("ROLLBACK")
                 }
@@ -708,10 +734,46 @@ impl Session {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
+            setting_changes: self.setting_changes.clone(),
         }
     }
 
     async fn run_in_txn(
+        &mut self,
+        state: &mut TxnState,
+        p: &Parsed,
+        params: &[Value],
+        prepared: Option<&Prepared>,
+    ) -> Result<Output> {
+        self.setting_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let out = self.run_in_txn_inner(state, p, params, prepared).await?;
+        let changes = std::mem::take(
+            &mut *self
+                .setting_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (name, value, local) in changes {
+            if local && !state.explicit {
+                continue;
+            }
+            let before = self.settings.clone();
+            self.set_variable(&name.to_ascii_lowercase(), &value)?;
+            if state.explicit && !local {
+                for (k, v) in &self.settings {
+                    if before.get(k) != Some(v) {
+                        state.settings_at_commit.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn run_in_txn_inner(
         &mut self,
         state: &mut TxnState,
         p: &Parsed,
@@ -771,7 +833,8 @@ impl Session {
                         let types = prepared
                             .map(|pr| pr.param_types.clone())
                             .unwrap_or_default();
-                        let mut b = Binder::new(&catalog, db_id, types);
+                        let mut b = Binder::new(&catalog, db_id, types)
+                            .with_search_path(self.search_path());
                         let bound = Arc::new(bind(&mut b, stmt)?);
                         if let Some(pr) = prepared {
                             *pr.plan.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -795,7 +858,8 @@ impl Session {
                         o.iter()
                             .any(|u| u.name.value.eq_ignore_ascii_case("analyze"))
                     });
-                let mut b = Binder::new(&catalog, db_id, vec![]);
+                let mut b =
+                    Binder::new(&catalog, db_id, vec![]).with_search_path(self.search_path());
                 let bound = bind(&mut b, statement)?;
                 let mut lines = Vec::new();
                 let plan = match &bound.stmt {
@@ -851,6 +915,22 @@ impl Session {
             }
             _ => {
                 // DDL.
+                if state.explicit {
+                    let what = match stmt {
+                        Statement::CreateDatabase { .. } => Some("CREATE DATABASE"),
+                        Statement::Drop {
+                            object_type: ast::ObjectType::Database,
+                            ..
+                        } => Some("DROP DATABASE"),
+                        _ => None,
+                    };
+                    if let Some(what) = what {
+                        return Err(Error::new(
+                            ErrorKind::ActiveTransaction,
+                            format!("{what} cannot run inside a transaction block"),
+                        ));
+                    }
+                }
                 let mut cat = (*catalog).clone();
                 let (tag, notice) = {
                     let no_subplans = Vec::new();
@@ -885,7 +965,10 @@ impl Session {
         let done = Ok(Output::new(Outcome::Command("SET".into())));
         match s {
             ast::Set::SingleAssignment {
-                variable, values, ..
+                variable,
+                values,
+                scope,
+                ..
             } => {
                 let name = parse::object_name(variable)?.join(".").to_ascii_lowercase();
                 let value = values
@@ -895,12 +978,32 @@ impl Session {
                             ast::Value::SingleQuotedString(s) => s.clone(),
                             other => other.to_string(),
                         },
+                        ast::Expr::Identifier(i) if i.quote_style.is_some() => {
+                            format!("\"{}\"", i.value)
+                        }
                         ast::Expr::Identifier(i) => i.value.clone(),
                         other => other.to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
+                let local = matches!(scope, Some(ast::ContextModifier::Local));
+                let in_txn = self.txn.as_ref().is_some_and(|t| t.explicit);
+                if local && !in_txn {
+                    // As in PostgreSQL: a warning, and no effect.
+                    return Ok(Output {
+                        outcome: Outcome::Command("SET".into()),
+                        notices: vec!["SET LOCAL can only be used in transaction blocks".into()],
+                    });
+                }
+                let before = self.settings.clone();
                 self.set_variable(&name, &value)?;
+                if !local && let Some(t) = self.txn.as_mut().filter(|t| t.explicit) {
+                    for (k, v) in &self.settings {
+                        if before.get(k) != Some(v) {
+                            t.settings_at_commit.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
                 done
             }
             ast::Set::SetTimeZone { value, .. } => {
@@ -1011,6 +1114,20 @@ impl Session {
                 ) {
                     return Err(Error::unsupported("standard_conforming_strings = off"));
                 }
+            }
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+                let val = if norm.eq_ignore_ascii_case("default") {
+                    "0".to_string()
+                } else {
+                    format_duration_ms(parse_duration_ms(&norm).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidParameterValue,
+                            format!("invalid value for parameter \"{name}\": \"{norm}\""),
+                        )
+                        .with_hint("Valid units for this parameter are \"us\", \"ms\", \"s\", \"min\", \"h\", and \"d\".")
+                    })?)
+                };
+                self.settings.insert(name.to_string(), val);
             }
             n if self.settings.contains_key(n)
                 || n.contains('.')
@@ -1160,7 +1277,8 @@ impl Session {
                     return Err(Error::new(ErrorKind::Syntax, "COPY FROM needs a table"));
                 };
                 let (catalog, db_id) = self.catalog_for_binding().await?;
-                let mut b = Binder::new(&catalog, db_id, vec![]);
+                let mut b =
+                    Binder::new(&catalog, db_id, vec![]).with_search_path(self.search_path());
                 let cols: Vec<ast::ObjectName> = columns
                     .iter()
                     .map(|c| ast::ObjectName::from(vec![c.clone()]))
@@ -1567,4 +1685,42 @@ fn regclass_names(rows: &mut [Row], columns: &[Column], info: &SessionInfo) {
             }
         }
     }
+}
+
+/// Parses a time setting in milliseconds: a number (ms) or a number with a unit.
+fn parse_duration_ms(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "us" => n / 1000.0,
+        "s" => n * 1000.0,
+        "min" => n * 60_000.0,
+        "h" => n * 3_600_000.0,
+        "d" => n * 86_400_000.0,
+        _ => return None,
+    };
+    (ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms.round() as u64)
+}
+
+/// Shows a time setting as PostgreSQL does: in the largest unit that divides it.
+fn format_duration_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }

@@ -349,10 +349,10 @@ impl Binder<'_> {
                     if ins.columns.is_empty() && cols.len() < targets.len() {
                         targets.truncate(cols.len());
                     }
-                    if let Some(&p) = targets.iter().find(|&&p| live[p].identity == Some(true)) {
-                        if !overriding {
-                            return Err(always_error(&live[p].name));
-                        }
+                    if let Some(&p) = targets.iter().find(|&&p| live[p].identity == Some(true))
+                        && !overriding
+                    {
+                        return Err(always_error(&live[p].name));
                     }
                     if cols.len() > targets.len() {
                         return Err(Error::new(

@@ -736,6 +736,66 @@ impl Binder<'_> {
                 negated,
                 ..
             } => match target {
+                // (a, b) IN ((1, 2), (3, 4)): a row comparison per item, ORed.
+                InTarget::List(list) if matches!(expr.as_ref(), A::Tuple(_)) => {
+                    let A::Tuple(lhs) = expr.as_ref() else {
+                        unreachable!("matched above")
+                    };
+                    let mut any: Option<A> = None;
+                    for item in list {
+                        let A::Tuple(rhs) = item else {
+                            return Err(Error::new(
+                                ErrorKind::Syntax,
+                                "IN list items must be rows of the same length as the left side",
+                            ));
+                        };
+                        if rhs.len() != lhs.len() {
+                            return Err(Error::new(
+                                ErrorKind::Syntax,
+                                "unequal number of entries in row expressions",
+                            ));
+                        }
+                        let mut all: Option<A> = None;
+                        for (l, r) in lhs.iter().zip(rhs) {
+                            let eq = A::BinaryOp {
+                                left: Box::new(l.clone()),
+                                op: ast::BinaryOperator::Eq,
+                                right: Box::new(r.clone()),
+                            };
+                            all = Some(match all {
+                                None => eq,
+                                Some(a) => A::BinaryOp {
+                                    left: Box::new(a),
+                                    op: ast::BinaryOperator::And,
+                                    right: Box::new(eq),
+                                },
+                            });
+                        }
+                        let all = A::Nested(Box::new(all.ok_or_else(|| {
+                            Error::new(ErrorKind::Syntax, "empty row in IN list")
+                        })?));
+                        any = Some(match any {
+                            None => all,
+                            Some(a) => A::BinaryOp {
+                                left: Box::new(a),
+                                op: ast::BinaryOperator::Or,
+                                right: Box::new(all),
+                            },
+                        });
+                    }
+                    let any = A::Nested(Box::new(
+                        any.ok_or_else(|| Error::new(ErrorKind::Syntax, "empty IN list"))?,
+                    ));
+                    let e = if *negated {
+                        A::UnaryOp {
+                            op: UnaryOperator::Not,
+                            expr: Box::new(any),
+                        }
+                    } else {
+                        any
+                    };
+                    self.bind_expr(&e, cx)
+                }
                 InTarget::List(list) => {
                     let x = self.bind_expr(expr, cx)?;
                     let mut items = Vec::with_capacity(list.len());
@@ -1619,6 +1679,30 @@ impl Binder<'_> {
             }
             "row" => return Err(Error::unsupported("ROW constructors")),
             _ => {}
+        }
+        if matches!(
+            name.as_str(),
+            "generate_series"
+                | "unnest"
+                | "generate_subscripts"
+                | "jsonb_array_elements"
+                | "json_array_elements"
+                | "jsonb_array_elements_text"
+                | "json_array_elements_text"
+                | "jsonb_each"
+                | "json_each"
+                | "jsonb_each_text"
+                | "json_each_text"
+                | "jsonb_object_keys"
+                | "json_object_keys"
+                | "regexp_split_to_table"
+        ) {
+            return Err(Error::unsupported(format!(
+                "the set-returning function {name}() outside FROM"
+            ))
+            .with_hint(format!(
+                "Call it in FROM instead: SELECT ... FROM {name}(...) AS t(x)."
+            )));
         }
         let func = Func::by_name(&name).ok_or_else(|| {
             Error::new(ErrorKind::UndefinedFunction, format!("function {name}({}) does not exist", args.iter().map(|a| a.ty().pg_name()).collect::<Vec<_>>().join(", ")))

@@ -1448,6 +1448,7 @@ impl Binder<'_> {
             };
             let left_width = scope.len();
             let mut conds = Vec::new();
+            let mut using_pairs: Vec<(usize, usize)> = Vec::new();
             match constraint {
                 Some(JoinConstraint::On(e)) => {
                     let mut combined = scope.clone();
@@ -1460,7 +1461,10 @@ impl Binder<'_> {
                 Some(JoinConstraint::Using(names)) => {
                     for n in names {
                         let name = parse::object_name(n)?.join(".");
-                        conds.push(self.using_condition(&scope, &mut rscope, left_width, &name)?);
+                        let (c, pair) =
+                            self.using_condition(&scope, &mut rscope, left_width, &name)?;
+                        conds.push(c);
+                        using_pairs.push(pair);
                     }
                 }
                 Some(JoinConstraint::Natural) => {
@@ -1473,7 +1477,10 @@ impl Binder<'_> {
                         .map(|c| c.name.clone())
                         .collect();
                     for name in common {
-                        conds.push(self.using_condition(&scope, &mut rscope, left_width, &name)?);
+                        let (c, pair) =
+                            self.using_condition(&scope, &mut rscope, left_width, &name)?;
+                        conds.push(c);
+                        using_pairs.push(pair);
                     }
                 }
                 _ => {}
@@ -1521,6 +1528,29 @@ impl Binder<'_> {
                 equi,
             };
             scope.extend(rscope);
+            // In a RIGHT or FULL join, a USING column is whichever side has a value.
+            if matches!(kind, JoinKind::Right | JoinKind::Full) && !using_pairs.is_empty() {
+                let exprs = scope
+                    .cols
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| match using_pairs.iter().find(|(l, _)| *l == i) {
+                        Some((l, r)) => Expr::Func {
+                            func: crate::functions::Func::Coalesce,
+                            args: vec![
+                                Expr::Column(*l, c.ty.clone()),
+                                Expr::Column(*r, scope.cols[*r].ty.clone()),
+                            ],
+                            ty: c.ty.clone(),
+                        },
+                        None => Expr::Column(i, c.ty.clone()),
+                    })
+                    .collect();
+                plan = Plan::Project {
+                    input: Box::new(plan),
+                    exprs,
+                };
+            }
         }
         Ok((plan, scope))
     }
@@ -1531,7 +1561,7 @@ impl Binder<'_> {
         right: &mut Scope,
         left_width: usize,
         name: &str,
-    ) -> Result<Expr> {
+    ) -> Result<(Expr, (usize, usize))> {
         let l = left
             .cols
             .iter()
@@ -1559,7 +1589,7 @@ impl Binder<'_> {
         right.cols[r].hidden = true;
         let le = Expr::Column(l, left.cols[l].ty.clone());
         let re = Expr::Column(left_width + r, right.cols[r].ty.clone());
-        self.make_binary(BinOp::Eq, le, re)
+        Ok((self.make_binary(BinOp::Eq, le, re)?, (l, left_width + r)))
     }
 }
 
