@@ -97,22 +97,29 @@ async fn start(args: StartArgs) -> Result<ExitCode, BoxError> {
     config.pg.max_connections = args.max_connections;
     let server = Server::start(config).await?;
     let store = std::fs::canonicalize(&args.store).unwrap_or(args.store);
-    println!("Tessera {} (single node)", env!("CARGO_PKG_VERSION"));
-    println!(
-        "  sql:    postgresql://root@{}/postgres?sslmode=disable",
-        server.sql_addr()
-    );
-    println!(
-        "  psql:   psql -h {} -p {} -U root postgres",
+    // The banner goes to stdout, which may be closed (a supervisor, a pipe): write
+    // errors are ignored rather than panicking a running server.
+    let banner = format!(
+        "Tessera {} (single node)\n  sql:    postgresql://root@{}/postgres?sslmode=disable\n  psql:   psql -h {} -p {} -U root postgres\n  http:   http://{}\n  store:  {}\n",
+        env!("CARGO_PKG_VERSION"),
+        server.sql_addr(),
         server.sql_addr().ip(),
-        server.sql_addr().port()
+        server.sql_addr().port(),
+        server.http_addr(),
+        store.display()
     );
-    println!("  http:   http://{}", server.http_addr());
-    println!("  store:  {}", store.display());
+    say(&banner);
     wait_for_signal().await?;
-    println!("shutting down");
+    say("shutting down\n");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout, ignoring a closed or broken stdout.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -51,6 +51,16 @@ pub fn encode(v: &Value, ty: &SqlType, out: &mut BytesMut) -> Result<(), Error> 
             out.put_u8(1);
             out.put_slice(text(v, ty)?.as_bytes());
         }
+        (SqlType::Int2Vector | SqlType::OidVector, Value::Array(_)) => {
+            // Sent like a one-dimensional array with lower bound 0.
+            let elem = ty.element().expect("vectors have elements");
+            let mut arr = BytesMut::new();
+            encode(v, &SqlType::Array(Box::new(elem.clone())), &mut arr)?;
+            if arr.len() >= 20 {
+                arr[16..20].copy_from_slice(&0i32.to_be_bytes());
+            }
+            out.put_slice(&arr);
+        }
         (SqlType::Array(elem), Value::Array(items)) => {
             let has_null = items.iter().any(Value::is_null);
             if items.is_empty() {
@@ -295,6 +305,9 @@ pub fn decode(b: &[u8], ty: &SqlType) -> Result<Value, Error> {
             _ => return Err(bad("jsonb")),
         },
         SqlType::Array(elem) => decode_array(b, elem)?,
+        SqlType::Int2Vector | SqlType::OidVector => {
+            decode_array(b, ty.element().expect("vectors have elements"))?
+        }
         _ => from_text(b, ty)?,
     })
 }

@@ -80,16 +80,19 @@ impl WireCodec {
     }
 
     fn decode_startup(&mut self, src: &mut BytesMut) -> Result<Option<Frontend>, WireError> {
-        if src.len() < 8 {
+        if src.len() < 4 {
             return Ok(None);
         }
         let len = (&src[..4]).get_i32();
-        let code = (&src[4..8]).get_i32();
         if !(8..=MAX_STARTUP_LEN as i32).contains(&len) {
             return Err(WireError::Protocol(format!(
                 "invalid length of startup packet: {len}"
             )));
         }
+        if src.len() < 8 {
+            return Ok(None);
+        }
+        let code = (&src[4..8]).get_i32();
         if src.len() < len as usize {
             return Ok(None);
         }

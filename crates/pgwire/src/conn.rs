@@ -32,6 +32,7 @@ use tokio_util::codec::Framed;
 
 use crate::binary;
 use crate::codec::{Backend, Frontend, WireCodec, WireError};
+use crate::copy_binary;
 use crate::server::Shared;
 use crate::sqlstate;
 
@@ -411,7 +412,10 @@ impl Conn {
                 )));
             }
         };
-        if self.skip_until_sync && msg.is_extended_query() && !matches!(msg, F::Sync(_)) {
+        if self.skip_until_sync
+            && msg.is_extended_query()
+            && !matches!(msg, F::Sync(_) | F::Flush(_))
+        {
             return Ok(true);
         }
         match msg {
@@ -456,6 +460,8 @@ impl Conn {
     async fn extended_result(&mut self, r: Result<(), Error>) -> Result<(), End> {
         if let Err(e) = r {
             self.send_error(&e).await?;
+            // Sent now: a client that pipelines with Flush instead of Sync waits for it.
+            self.socket.flush().await?;
             self.skip_until_sync = true;
         }
         Ok(())
@@ -614,40 +620,65 @@ impl Conn {
                 self.feed(B::EmptyQueryResponse(EmptyQueryResponse::new()))
                     .await?
             }
-            Outcome::CopyIn { columns } => return self.copy_in(columns).await,
+            Outcome::CopyIn { columns, binary } => return self.copy_in(columns, binary).await,
             Outcome::CopyOut { columns, lines } => self.copy_out(columns, lines).await?,
+            Outcome::CopyOutBinary { types, rows } => {
+                if let Err(e) = self.copy_out_binary(&types, &rows).await? {
+                    return Ok(Err(e));
+                }
+            }
         }
         Ok(Ok(()))
     }
 
     /// COPY FROM STDIN: reads CopyData until CopyDone or CopyFail.
-    async fn copy_in(&mut self, columns: usize) -> Result<Result<(), Error>, End> {
+    async fn copy_in(&mut self, columns: usize, binary: bool) -> Result<Result<(), Error>, End> {
+        let format = i16::from(binary);
         self.feed(B::CopyInResponse(CopyInResponse::new(
-            0,
+            format as i8,
             columns as i16,
-            vec![0; columns],
+            vec![format; columns],
         )))
         .await?;
+        let mut reader =
+            binary.then(|| (copy_binary::Reader::default(), self.session.copy_types()));
         self.socket.flush().await?;
         loop {
             let msg = match self.socket.next().await {
                 None => {
-                    self.session.copy_fail();
+                    self.session.copy_fail().await;
                     return Err(End::Gone);
                 }
                 Some(Err(e)) => {
-                    self.session.copy_fail();
+                    self.session.copy_fail().await;
                     return Err(e.into());
                 }
                 Some(Ok(m)) => m,
             };
             match msg {
                 Frontend::Message(F::CopyData(d)) => {
-                    if let Err(e) = self.session.copy_data(&d.data).await {
+                    let r = match &mut reader {
+                        None => self.session.copy_data(&d.data).await,
+                        Some((reader, types)) => match reader.feed(&d.data, types) {
+                            Ok(rows) => self.session.copy_rows(rows).await,
+                            Err(e) => {
+                                self.session.copy_fail().await;
+                                Err(e)
+                            }
+                        },
+                    };
+                    if let Err(e) = r {
+                        // Later CopyData, CopyDone and CopyFail are dropped by the main loop.
                         return Ok(Err(e));
                     }
                 }
                 Frontend::Message(F::CopyDone(_)) => {
+                    if let Some((reader, _)) = &reader
+                        && let Err(e) = reader.finish()
+                    {
+                        self.session.copy_fail().await;
+                        return Ok(Err(e));
+                    }
                     return Ok(match self.session.copy_done().await {
                         Ok(n) => {
                             self.feed(B::CommandComplete(CommandComplete::new(format!(
@@ -660,7 +691,7 @@ impl Conn {
                     });
                 }
                 Frontend::Message(F::CopyFail(f)) => {
-                    self.session.copy_fail();
+                    self.session.copy_fail().await;
                     return Ok(Err(Error::new(
                         ErrorKind::QueryCanceled,
                         format!("COPY from stdin failed: {}", f.message),
@@ -668,13 +699,40 @@ impl Conn {
                 }
                 Frontend::Message(F::Flush(_) | F::Sync(_)) => {}
                 _ => {
-                    self.session.copy_fail();
+                    self.session.copy_fail().await;
                     return Ok(Err(protocol_error(
                         "unexpected message type during COPY from stdin",
                     )));
                 }
             }
         }
+    }
+
+    async fn copy_out_binary(
+        &mut self,
+        types: &[SqlType],
+        rows: &[Row],
+    ) -> Result<Result<(), Error>, End> {
+        let pieces = match copy_binary::write(types, rows) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.feed(B::CopyOutResponse(CopyOutResponse::new(
+            1,
+            types.len() as i16,
+            vec![1; types.len()],
+        )))
+        .await?;
+        for p in pieces {
+            self.feed(B::CopyData(CopyData::new(p))).await?;
+        }
+        self.feed(B::CopyDone(CopyDone::new())).await?;
+        self.feed(B::CommandComplete(CommandComplete::new(format!(
+            "COPY {}",
+            rows.len()
+        ))))
+        .await?;
+        Ok(Ok(()))
     }
 
     async fn copy_out(&mut self, columns: usize, lines: Vec<String>) -> Result<(), End> {
@@ -879,8 +937,13 @@ impl Conn {
                     self.feed(B::EmptyQueryResponse(EmptyQueryResponse::new()))
                         .await?
                 }
-                Outcome::CopyIn { columns } => return self.copy_in(columns).await,
+                Outcome::CopyIn { columns, binary } => return self.copy_in(columns, binary).await,
                 Outcome::CopyOut { columns, lines } => self.copy_out(columns, lines).await?,
+                Outcome::CopyOutBinary { types, rows } => {
+                    if let Err(e) = self.copy_out_binary(&types, &rows).await? {
+                        return Ok(Err(e));
+                    }
+                }
             }
         }
         match &mut portal.state {

@@ -25,6 +25,7 @@ pub fn code(kind: ErrorKind) -> &'static str {
         K::CannotCoerce => "42846",
         K::InvalidTextRepresentation => "22P02",
         K::InvalidBinaryRepresentation => "22P03",
+        K::BadCopyFileFormat => "22P04",
         K::CharacterNotInRepertoire => "22021",
         K::ProtocolViolation => "08P01",
         K::InvalidArgumentForWidthBucket => "2201G",

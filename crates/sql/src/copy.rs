@@ -14,6 +14,8 @@ pub struct CopyFormat {
     pub header: bool,
     pub quote: char,
     pub escape: char,
+    /// PostgreSQL's binary COPY format (decoded and encoded by the wire layer).
+    pub binary: bool,
 }
 
 impl Default for CopyFormat {
@@ -25,6 +27,7 @@ impl Default for CopyFormat {
             header: false,
             quote: '"',
             escape: '"',
+            binary: false,
         }
     }
 }
@@ -39,6 +42,7 @@ impl CopyFormat {
             header: false,
             quote: '"',
             escape: '"',
+            binary: false,
         }
     }
 }

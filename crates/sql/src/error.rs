@@ -28,6 +28,7 @@ pub enum ErrorKind {
     CannotCoerce,
     InvalidTextRepresentation,
     InvalidBinaryRepresentation,
+    BadCopyFileFormat,
     CharacterNotInRepertoire,
     ProtocolViolation,
     InvalidArgumentForWidthBucket,

@@ -257,6 +257,34 @@ impl<'a> ExecCtx<'a> {
                     let rows = self.exec(input).await?;
                     agg::aggregate(self, rows, group_by, aggs).await
                 }
+                Plan::ProjectSet { input, funcs } => {
+                    let rows = self.exec(input).await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        let mut results = Vec::with_capacity(funcs.len());
+                        for f in funcs {
+                            let mut vals = Vec::with_capacity(f.args.len());
+                            for a in &f.args {
+                                if a.has_subquery() {
+                                    self.prepare(a, &r).await?;
+                                }
+                                vals.push(self.eval(a, &r)?);
+                            }
+                            results.push(tablefunc::run(f.func, &vals, false)?);
+                        }
+                        let n = results.iter().map(Vec::len).max().unwrap_or(0);
+                        for k in 0..n {
+                            let mut row = r.clone();
+                            for res in &mut results {
+                                row.push(
+                                    res.get_mut(k).and_then(|x| x.pop()).unwrap_or(Value::Null),
+                                );
+                            }
+                            out.push(row);
+                        }
+                    }
+                    Ok(out)
+                }
                 Plan::Window { input, funcs } => {
                     let rows = self.exec(input).await?;
                     window::run(self, rows, funcs)

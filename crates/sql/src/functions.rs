@@ -166,6 +166,7 @@ funcs! {
     CurrentSetting => "current_setting",
     SetConfig => "set_config",
     FormatType => "format_type",
+    ToRegtype => "to_regtype",
     PgGetUserById => "pg_get_userbyid",
     PgTableIsVisible => "pg_table_is_visible" | "pg_type_is_visible" | "pg_function_is_visible" | "pg_collation_is_visible" | "pg_opclass_is_visible" | "pg_operator_is_visible" | "pg_ts_config_is_visible" | "pg_conversion_is_visible" | "pg_statistics_obj_is_visible",
     PgGetExpr => "pg_get_expr",
@@ -601,6 +602,7 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
             (T::Text, a)
         }
         Func::FormatType => (T::Text, vec![T::Oid, T::Int4][..n.min(2)].to_vec()),
+        Func::ToRegtype => (T::Oid, vec![T::Text]),
         Func::PgGetUserById => (T::Name, vec![T::Oid]),
         Func::PgTableIsVisible => (T::Bool, vec![T::Oid]),
         Func::PgGetExpr => (
@@ -1579,6 +1581,12 @@ pub fn call(
                 None => Value::Text("???".into()),
             }
         }
+        Func::ToRegtype => match &a[0] {
+            Value::Text(name) => {
+                SqlType::from_name(name).map_or(Value::Null, |t| Value::Int(i64::from(t.oid())))
+            }
+            _ => Value::Null,
+        },
         Func::PgGetUserById => Value::Text(s.user.clone()),
         Func::PgTableIsVisible => Value::Bool(true),
         Func::PgGetExpr => a[0].clone(),

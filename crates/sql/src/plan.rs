@@ -73,6 +73,15 @@ pub struct Scan {
     pub lock: bool,
 }
 
+/// A set-returning function called in a select list (evaluated per input row by
+/// [`Plan::ProjectSet`]).
+#[derive(Clone, Debug)]
+pub struct SrfCall {
+    pub func: TableFunc,
+    pub args: Vec<Expr>,
+    pub ty: SqlType,
+}
+
 /// A function that produces rows (in FROM).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableFunc {
@@ -228,6 +237,13 @@ pub enum Plan {
         input: Box<Plan>,
         funcs: Vec<WindowCall>,
     },
+    /// Set-returning functions of a select list: each input row becomes as many rows as
+    /// the longest function returns (the input columns, then one column per function,
+    /// NULL once a shorter function runs out), as in PostgreSQL 10 and later.
+    ProjectSet {
+        input: Box<Plan>,
+        funcs: Vec<SrfCall>,
+    },
     Sort {
         input: Box<Plan>,
         keys: Vec<SortKey>,
@@ -319,6 +335,11 @@ impl Plan {
                 .chain(aggs.iter().map(|a| a.ty.clone()))
                 .collect(),
             Plan::Window { input, funcs } => {
+                let mut t = input.types();
+                t.extend(funcs.iter().map(|f| f.ty.clone()));
+                t
+            }
+            Plan::ProjectSet { input, funcs } => {
                 let mut t = input.types();
                 t.extend(funcs.iter().map(|f| f.ty.clone()));
                 t
@@ -421,6 +442,10 @@ impl Plan {
             Plan::Window { funcs, .. } => {
                 let _ = write!(line, "Window ({} functions)", funcs.len());
             }
+            Plan::ProjectSet { funcs, .. } => {
+                let names: Vec<String> = funcs.iter().map(|f| format!("{:?}", f.func)).collect();
+                let _ = write!(line, "Project set ({})", names.join(", "));
+            }
             Plan::Sort { keys, .. } => {
                 let _ = write!(line, "Sort ({} keys)", keys.len());
             }
@@ -447,6 +472,7 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::Aggregate { input, .. }
             | Plan::Window { input, .. }
+            | Plan::ProjectSet { input, .. }
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input, .. } => input.explain(out, depth + 1),

@@ -55,7 +55,12 @@ fn from_micros(m: i64) -> Result<NaiveDateTime> {
 pub fn keyable(ty: &SqlType) -> bool {
     !matches!(
         ty,
-        SqlType::Json | SqlType::Jsonb | SqlType::Array(_) | SqlType::Interval
+        SqlType::Json
+            | SqlType::Jsonb
+            | SqlType::Array(_)
+            | SqlType::Int2Vector
+            | SqlType::OidVector
+            | SqlType::Interval
     )
 }
 
@@ -370,6 +375,9 @@ fn get_value(b: &[u8], pos: &mut usize, ty: &SqlType) -> Result<Value> {
             Value::Json(Box::new(
                 serde_json::from_slice(take(b, pos, n)?).map_err(corrupt)?,
             ))
+        }
+        SqlType::Int2Vector | SqlType::OidVector => {
+            return Err(corrupt("catalog vector types are not stored"));
         }
         SqlType::Array(elem) => {
             let n = get_varint(b, pos)? as usize;

@@ -35,7 +35,7 @@ use crate::value::{Row, Value};
 
 /// How many times an implicit transaction is retried after a conflict.
 const AUTO_RETRIES: usize = 10;
-/// Rows per transaction when COPY runs outside an explicit transaction.
+/// Rows buffered by COPY FROM before they are written (all in one transaction).
 const COPY_BATCH: usize = 10_000;
 
 /// State shared by every session of a node.
@@ -124,6 +124,7 @@ fn default_settings(user: &str, database: &str) -> BTreeMap<String, String> {
         ("work_mem", "4MB"),
         ("max_connections", "1000"),
         ("block_size", "8192"),
+        ("default_table_access_method", "heap"),
     ] {
         s.insert(k.to_string(), v.to_string());
     }
@@ -155,11 +156,19 @@ pub enum Outcome {
     /// COPY FROM STDIN: the client sends data next.
     CopyIn {
         columns: usize,
+        /// The client sends PostgreSQL's binary COPY format (the wire layer decodes it
+        /// and hands rows to [`Session::copy_rows`]).
+        binary: bool,
     },
     /// COPY TO STDOUT: data lines.
     CopyOut {
         columns: usize,
         lines: Vec<String>,
+    },
+    /// COPY TO STDOUT in binary format: the wire layer encodes the rows.
+    CopyOutBinary {
+        types: Vec<SqlType>,
+        rows: Vec<Row>,
     },
     Empty,
 }
@@ -230,6 +239,9 @@ struct CopyState {
     count: u64,
     header_skipped: bool,
     done: bool,
+    /// COPY began its own transaction (no explicit one was open): the whole COPY commits
+    /// or rolls back as one, as in PostgreSQL.
+    own_txn: bool,
 }
 
 /// One client's session.
@@ -580,6 +592,21 @@ impl Session {
         }
     }
 
+    /// Begins an explicit transaction.
+    async fn new_txn_state(&self, read_only: bool) -> Result<TxnState> {
+        Ok(TxnState {
+            txn: self.engine.client.begin().await?,
+            explicit: true,
+            failed: false,
+            read_only,
+            catalog: None,
+            savepoints: vec![],
+            started: Utc::now(),
+            settings_at_begin: self.settings.clone(),
+            settings_at_commit: self.settings.clone(),
+        })
+    }
+
     async fn transaction_control(&mut self, stmt: &Statement) -> Result<Output> {
         let tag = |s: &str| Ok(Output::new(Outcome::Command(s.into())));
         match stmt {
@@ -596,19 +623,41 @@ impl Session {
                         ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly)
                     )
                 });
-                let txn = self.engine.client.begin().await?;
-                self.txn = Some(TxnState {
-                    txn,
-                    explicit: true,
-                    failed: false,
-                    read_only,
-                    catalog: None,
-                    savepoints: vec![],
-                    started: Utc::now(),
-                    settings_at_begin: self.settings.clone(),
-                    settings_at_commit: self.settings.clone(),
-                });
+                self.txn = Some(self.new_txn_state(read_only).await?);
                 tag("BEGIN")
+            }
+            Statement::Commit { chain: true, .. }
+            | Statement::Rollback {
+                chain: true,
+                savepoint: None,
+                ..
+            } => {
+                let commit = matches!(stmt, Statement::Commit { .. });
+                let what = if commit { "COMMIT" } else { "ROLLBACK" };
+                let Some(mut t) = self.txn.take().filter(|t| t.explicit) else {
+                    return Err(Error::new(
+                        ErrorKind::NoActiveTransaction,
+                        format!("{what} AND CHAIN can only be used in transaction blocks"),
+                    ));
+                };
+                let read_only = t.read_only;
+                let tag_text = if commit && !t.failed {
+                    let r = t.txn.commit().await;
+                    self.settings = if r.is_ok() {
+                        t.settings_at_commit
+                    } else {
+                        t.settings_at_begin
+                    };
+                    r?;
+                    "COMMIT"
+                } else {
+                    let _ = t.txn.rollback().await;
+                    self.settings = t.settings_at_begin;
+                    "ROLLBACK"
+                };
+                // The new transaction has the same characteristics.
+                self.txn = Some(self.new_txn_state(read_only).await?);
+                tag(tag_text)
             }
             Statement::Commit { .. } => match self.txn.take() {
                 None => Ok(Output {
@@ -1226,6 +1275,7 @@ impl Session {
                         }
                     }
                     "text" => {}
+                    "binary" => fmt.binary = true,
                     other => return Err(Error::unsupported(format!("COPY format {other}"))),
                 },
                 ast::CopyOption::Delimiter(c) => delim_set = Some(*c),
@@ -1257,7 +1307,7 @@ impl Session {
                 }
                 ast::CopyLegacyOption::Delimiter(c) => delim_set = Some(*c),
                 ast::CopyLegacyOption::Null(n) => null_set = Some(n.clone()),
-                ast::CopyLegacyOption::Binary => return Err(Error::unsupported("COPY BINARY")),
+                ast::CopyLegacyOption::Binary => fmt.binary = true,
                 _ => return Err(Error::unsupported("this COPY option")),
             }
         }
@@ -1299,6 +1349,11 @@ impl Session {
                 let live: Vec<SqlType> = plan.table.live_columns().map(|c| c.ty.clone()).collect();
                 let types: Vec<SqlType> = plan.targets.iter().map(|p| live[*p].clone()).collect();
                 let n = types.len();
+                let binary = fmt.binary;
+                let own_txn = !self.txn.as_ref().is_some_and(|t| t.explicit);
+                if own_txn {
+                    self.txn = Some(self.new_txn_state(false).await?);
+                }
                 self.copy = Some(CopyState {
                     plan,
                     types,
@@ -1308,8 +1363,9 @@ impl Session {
                     count: 0,
                     header_skipped: false,
                     done: false,
+                    own_txn,
                 });
-                Ok(Output::new(Outcome::CopyIn { columns: n }))
+                Ok(Output::new(Outcome::CopyIn { columns: n, binary }))
             }
             (true, ast::CopyTarget::Stdout) => {
                 let query = match source {
@@ -1338,6 +1394,9 @@ impl Session {
                     return Err(Error::internal("COPY query returned no rows"));
                 };
                 let types: Vec<SqlType> = columns.iter().map(|c| c.ty.clone()).collect();
+                if fmt.binary {
+                    return Ok(Output::new(Outcome::CopyOutBinary { types, rows }));
+                }
                 let mut lines = Vec::with_capacity(rows.len() + 1);
                 if fmt.header {
                     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
@@ -1357,13 +1416,21 @@ impl Session {
         }
     }
 
-    /// Receives COPY data; rows are written in batches.
+    /// The column types of the COPY FROM in progress.
+    pub fn copy_types(&self) -> Vec<SqlType> {
+        self.copy
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.types.clone())
+    }
+
+    /// Receives COPY data in text or CSV format; rows are written in batches.
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<()> {
         let Some(state) = self.copy.as_mut() else {
             return Err(Error::new(ErrorKind::Syntax, "COPY data without COPY"));
         };
         state.buf.extend_from_slice(data);
         let lines = copy::take_lines(&mut state.buf, &state.format);
+        let mut failed = None;
         for line in lines {
             if state.done {
                 continue;
@@ -1376,20 +1443,25 @@ impl Session {
                 Ok(Some(row)) => state.pending.push(row),
                 Ok(None) => state.done = true,
                 Err(e) => {
-                    self.copy = None;
-                    self.fail_txn();
-                    return Err(e.with_detail(format!("COPY, line: {line}")));
+                    failed = Some(e.with_detail(format!("COPY, line: {line}")));
+                    break;
                 }
             }
         }
-        if self
-            .copy
-            .as_ref()
-            .is_some_and(|s| s.pending.len() >= COPY_BATCH)
-        {
-            self.copy_flush().await?;
+        if let Some(e) = failed {
+            self.copy_fail().await;
+            return Err(e);
         }
-        Ok(())
+        self.copy_flush(false).await
+    }
+
+    /// Receives rows the wire layer decoded (binary COPY).
+    pub async fn copy_rows(&mut self, rows: Vec<Vec<Value>>) -> Result<()> {
+        let Some(state) = self.copy.as_mut() else {
+            return Err(Error::new(ErrorKind::Syntax, "COPY data without COPY"));
+        };
+        state.pending.extend(rows);
+        self.copy_flush(false).await
     }
 
     /// Finishes COPY FROM STDIN; returns the number of rows copied.
@@ -1403,28 +1475,42 @@ impl Session {
                     Ok(Some(row)) => state.pending.push(row),
                     Ok(None) => {}
                     Err(e) => {
-                        self.copy = None;
-                        self.fail_txn();
+                        self.copy_fail().await;
                         return Err(e);
                     }
                 }
             }
         }
-        self.copy_flush().await?;
-        Ok(self.copy.take().map_or(0, |s| s.count))
+        self.copy_flush(true).await?;
+        let Some(state) = self.copy.take() else {
+            return Ok(0);
+        };
+        if state.own_txn
+            && let Some(mut t) = self.txn.take()
+        {
+            t.txn.commit().await?;
+        }
+        Ok(state.count)
     }
 
-    /// Abandons COPY FROM STDIN.
-    pub fn copy_fail(&mut self) {
-        self.copy = None;
-        self.fail_txn();
+    /// Abandons COPY FROM STDIN: its own transaction rolls back; an explicit one is failed.
+    pub async fn copy_fail(&mut self) {
+        match self.copy.take() {
+            Some(state) if state.own_txn => {
+                if let Some(mut t) = self.txn.take() {
+                    let _ = t.txn.rollback().await;
+                }
+            }
+            _ => self.fail_txn(),
+        }
     }
 
-    async fn copy_flush(&mut self) -> Result<()> {
+    /// Writes buffered COPY rows once a batch is full (or always, when `all`).
+    async fn copy_flush(&mut self, all: bool) -> Result<()> {
         let Some(mut state) = self.copy.take() else {
             return Ok(());
         };
-        if state.pending.is_empty() {
+        if state.pending.is_empty() || (!all && state.pending.len() < COPY_BATCH) {
             self.copy = Some(state);
             return Ok(());
         }
@@ -1444,15 +1530,22 @@ impl Session {
             stmt: BoundStmt::Insert(plan),
             subplans: Vec::new(),
         });
-        let r = self.run_bound_in_session(bound).await;
-        match r {
+        let own_txn = state.own_txn;
+        self.copy = Some(state);
+        match self.run_bound_in_session(bound).await {
             Ok(()) => {
-                state.count += n;
-                self.copy = Some(state);
+                if let Some(s) = self.copy.as_mut() {
+                    s.count += n;
+                }
                 Ok(())
             }
             Err(e) => {
-                self.fail_txn();
+                if own_txn {
+                    self.copy_fail().await;
+                } else {
+                    self.copy = None;
+                    self.fail_txn();
+                }
                 Err(e)
             }
         }

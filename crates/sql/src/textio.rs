@@ -32,6 +32,11 @@ pub fn to_text(v: &Value, ty: &SqlType) -> Option<String> {
         Value::Interval(i) => datetime::format_interval(i),
         Value::Uuid(u) => format_uuid(*u),
         Value::Json(j) => json::to_text(j),
+        Value::Array(items) if matches!(ty, SqlType::Int2Vector | SqlType::OidVector) => items
+            .iter()
+            .map(|item| to_text(item, &SqlType::Int8).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" "),
         Value::Array(items) => {
             let elem = ty.element().cloned().unwrap_or(SqlType::Text);
             let parts: Vec<String> = items
@@ -211,6 +216,14 @@ pub fn from_text(s: &str, ty: &SqlType) -> Result<Value> {
         SqlType::Uuid => Value::Uuid(parse_uuid(s).ok_or_else(|| invalid(ty, s))?),
         SqlType::Jsonb | SqlType::Json => Value::Json(Box::new(json::parse(s)?)),
         SqlType::Array(elem) => Value::Array(parse_array(s, elem)?),
+        SqlType::Int2Vector | SqlType::OidVector => {
+            let elem = ty.element().expect("vectors have elements");
+            Value::Array(
+                s.split_ascii_whitespace()
+                    .map(|x| from_text(x, elem))
+                    .collect::<Result<_>>()?,
+            )
+        }
         SqlType::RegClass => Value::Text(s.to_string()),
     })
 }

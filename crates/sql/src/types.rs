@@ -36,6 +36,10 @@ pub enum SqlType {
     Name,
     /// `regclass`: a table name that casts to its oid.
     RegClass,
+    /// `int2vector` and `oidvector` of the catalog tables: arrays (of int2 and oid) that
+    /// print space-separated.
+    Int2Vector,
+    OidVector,
     /// A NULL or a string literal whose type is not known yet.
     Unknown,
 }
@@ -82,6 +86,8 @@ impl SqlType {
             SqlType::Interval => 1186,
             SqlType::Numeric(_) => 1700,
             SqlType::RegClass => 2205,
+            SqlType::Int2Vector => 22,
+            SqlType::OidVector => 30,
             SqlType::Uuid => 2950,
             SqlType::Jsonb => 3802,
             SqlType::Array(elem) => match elem.as_ref() {
@@ -111,33 +117,67 @@ impl SqlType {
         }
     }
 
+    /// Returns the type named `name` (`int4`, `integer`, `text[]`, `_int4`), as
+    /// `to_regtype` resolves it.
+    pub fn from_name(name: &str) -> Option<SqlType> {
+        let name = name.trim().to_ascii_lowercase();
+        let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+        if let Some(elem) = name.strip_suffix("[]") {
+            return SqlType::from_name(elem)
+                .filter(|t| !matches!(t, SqlType::Array(_) | SqlType::Unknown))
+                .map(|t| SqlType::Array(Box::new(t)));
+        }
+        let alias = match name {
+            "int" | "integer" => Some(SqlType::Int4),
+            "bigint" => Some(SqlType::Int8),
+            "smallint" => Some(SqlType::Int2),
+            "real" => Some(SqlType::Float4),
+            "double precision" | "float" => Some(SqlType::Float8),
+            "decimal" => Some(SqlType::Numeric(None)),
+            "character varying" => Some(SqlType::Varchar(None)),
+            "character" | "char" => Some(SqlType::Char(1)),
+            _ => None,
+        };
+        alias.or_else(|| {
+            let all = Self::SCALARS.iter().cloned().chain(
+                Self::SCALARS
+                    .iter()
+                    .map(|t| SqlType::Array(Box::new(t.clone()))),
+            );
+            all.into_iter()
+                .find(|t| t.typname() == name || t.pg_name() == name)
+        })
+    }
+
+    const SCALARS: [SqlType; 23] = [
+        SqlType::Bool,
+        SqlType::Bytea,
+        SqlType::Name,
+        SqlType::Int8,
+        SqlType::Int2,
+        SqlType::Int4,
+        SqlType::Text,
+        SqlType::Oid,
+        SqlType::Json,
+        SqlType::Float4,
+        SqlType::Float8,
+        SqlType::Unknown,
+        SqlType::Char(1),
+        SqlType::Varchar(None),
+        SqlType::Date,
+        SqlType::Time,
+        SqlType::Timestamp,
+        SqlType::TimestampTz,
+        SqlType::Interval,
+        SqlType::Numeric(None),
+        SqlType::RegClass,
+        SqlType::Uuid,
+        SqlType::Jsonb,
+    ];
+
     /// Returns the type for a PostgreSQL OID, if it is one Tessera supports.
     pub fn from_oid(oid: u32) -> Option<SqlType> {
-        let scalar = [
-            SqlType::Bool,
-            SqlType::Bytea,
-            SqlType::Name,
-            SqlType::Int8,
-            SqlType::Int2,
-            SqlType::Int4,
-            SqlType::Text,
-            SqlType::Oid,
-            SqlType::Json,
-            SqlType::Float4,
-            SqlType::Float8,
-            SqlType::Unknown,
-            SqlType::Char(1),
-            SqlType::Varchar(None),
-            SqlType::Date,
-            SqlType::Time,
-            SqlType::Timestamp,
-            SqlType::TimestampTz,
-            SqlType::Interval,
-            SqlType::Numeric(None),
-            SqlType::RegClass,
-            SqlType::Uuid,
-            SqlType::Jsonb,
-        ];
+        let scalar = Self::SCALARS;
         if let Some(t) = scalar.iter().find(|t| t.oid() == oid) {
             return Some(t.clone());
         }
@@ -194,7 +234,7 @@ impl SqlType {
             SqlType::Interval => TypeFamily::Interval,
             SqlType::Uuid => TypeFamily::Uuid,
             SqlType::Jsonb | SqlType::Json => TypeFamily::Json,
-            SqlType::Array(_) => TypeFamily::Array,
+            SqlType::Array(_) | SqlType::Int2Vector | SqlType::OidVector => TypeFamily::Array,
             SqlType::Unknown => TypeFamily::Unknown,
         }
     }
@@ -214,8 +254,12 @@ impl SqlType {
 
     /// Returns the element type of an array type.
     pub fn element(&self) -> Option<&SqlType> {
+        static INT2: SqlType = SqlType::Int2;
+        static OID: SqlType = SqlType::Oid;
         match self {
             SqlType::Array(e) => Some(e),
+            SqlType::Int2Vector => Some(&INT2),
+            SqlType::OidVector => Some(&OID),
             _ => None,
         }
     }
@@ -260,6 +304,8 @@ impl SqlType {
             SqlType::Oid => "oid".into(),
             SqlType::Name => "name".into(),
             SqlType::RegClass => "regclass".into(),
+            SqlType::Int2Vector => "int2vector".into(),
+            SqlType::OidVector => "oidvector".into(),
             SqlType::Unknown => "unknown".into(),
         }
     }
@@ -290,6 +336,8 @@ impl SqlType {
             SqlType::Oid => "oid".into(),
             SqlType::Name => "name".into(),
             SqlType::RegClass => "regclass".into(),
+            SqlType::Int2Vector => "int2vector".into(),
+            SqlType::OidVector => "oidvector".into(),
             SqlType::Unknown => "unknown".into(),
         }
     }

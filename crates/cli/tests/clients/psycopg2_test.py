@@ -28,7 +28,7 @@ cur.execute("SELECT * FROM py2_items ORDER BY id")
 got = cur.fetchall()
 assert got == rows, (got[:2], rows[:2])
 cur.execute("SELECT count(*), sum(price), max(born) FROM py2_items WHERE name LIKE %s", ("item 1%",))
-assert cur.fetchone() == (11, decimal.Decimal("15.625"), datetime.date(2026, 1, 20))
+assert cur.fetchone() == (11, decimal.Decimal("18.250"), datetime.date(2026, 1, 20))
 
 dict_cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
 dict_cur.execute("SELECT id, name FROM py2_items WHERE id = %(id)s", {"id": 3})

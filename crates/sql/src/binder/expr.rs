@@ -35,6 +35,28 @@ pub struct WindowState {
     pub calls: Vec<WindowCall>,
 }
 
+/// Column numbers at and above this refer to set-returning functions of a select list
+/// (renumbered once the [`crate::plan::Plan::ProjectSet`] is placed).
+pub const SRF_BASE: usize = 1 << 40;
+
+/// Returns true if `e` uses the result of a select-list set-returning function.
+pub fn refers_to_srf(e: &Expr) -> bool {
+    let found = std::cell::Cell::new(false);
+    e.map_columns(&|i, t| {
+        if i >= SRF_BASE {
+            found.set(true);
+        }
+        Expr::Column(i, t.clone())
+    });
+    found.get()
+}
+
+/// Set-returning functions collected from a select list.
+#[derive(Default)]
+pub struct SrfState {
+    pub calls: Vec<crate::plan::SrfCall>,
+}
+
 /// Where an expression is being bound.
 pub struct ExprCtx<'s> {
     pub scope: &'s Scope,
@@ -42,6 +64,8 @@ pub struct ExprCtx<'s> {
     /// aggregate calls are collected.
     pub agg: Option<AggState>,
     pub window: Option<WindowState>,
+    /// Set while binding a select list, where set-returning functions are allowed.
+    pub srf: Option<SrfState>,
     /// The clause, for "aggregate functions are not allowed in WHERE".
     pub clause: &'static str,
 }
@@ -53,6 +77,7 @@ impl<'s> ExprCtx<'s> {
             scope,
             agg: None,
             window: None,
+            srf: None,
             clause,
         }
     }
@@ -1697,12 +1722,48 @@ impl Binder<'_> {
                 | "json_object_keys"
                 | "regexp_split_to_table"
         ) {
-            return Err(Error::unsupported(format!(
-                "the set-returning function {name}() outside FROM"
-            ))
-            .with_hint(format!(
-                "Call it in FROM instead: SELECT ... FROM {name}(...) AS t(x)."
-            )));
+            let Some(mut srf) = cx.srf.take() else {
+                if cx.clause == "aggregate function calls" {
+                    return Err(Error::new(
+                        ErrorKind::FeatureNotSupported,
+                        "aggregate function calls cannot contain set-returning function calls",
+                    )
+                    .with_hint("You might be able to move the set-returning function into a LATERAL FROM item."));
+                }
+                return Err(Error::new(
+                    ErrorKind::FeatureNotSupported,
+                    format!("set-returning functions are not allowed in {}", cx.clause),
+                )
+                .with_hint(format!(
+                    "Call it in FROM instead: SELECT ... FROM {name}(...) AS t(x)."
+                )));
+            };
+            let nested = args.iter().any(refers_to_srf);
+            let r = if nested {
+                Err(Error::unsupported(format!(
+                    "a set-returning function in the arguments of {name}()"
+                )))
+            } else {
+                self.resolve_table_function(&name, args)
+            };
+            let r = r.and_then(|(func, args, types, _)| match types.as_slice() {
+                [ty] => {
+                    srf.calls.push(crate::plan::SrfCall {
+                        func,
+                        args,
+                        ty: ty.clone(),
+                    });
+                    Ok(Expr::Column(SRF_BASE + srf.calls.len() - 1, ty.clone()))
+                }
+                _ => Err(Error::unsupported(format!(
+                    "{name}() returning a record in a select list"
+                ))
+                .with_hint(format!(
+                    "Call it in FROM instead: SELECT ... FROM {name}(...) AS t(x)."
+                ))),
+            });
+            cx.srf = Some(srf);
+            return r;
         }
         let func = Func::by_name(&name).ok_or_else(|| {
             Error::new(ErrorKind::UndefinedFunction, format!("function {name}({}) does not exist", args.iter().map(|a| a.ty().pg_name()).collect::<Vec<_>>().join(", ")))

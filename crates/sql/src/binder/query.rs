@@ -8,7 +8,9 @@ use sqlparser::ast::{
     TableFactor,
 };
 
-use super::expr::{AggState, ExprCtx, WindowState, contains_aggregate, span_pos};
+use super::expr::{
+    AggState, ExprCtx, SRF_BASE, SrfState, WindowState, contains_aggregate, refers_to_srf, span_pos,
+};
 use super::scope::{Scope, ScopeCol};
 use super::{Binder, CteBinding, Relation, access};
 use crate::catalog::TableDesc;
@@ -475,6 +477,7 @@ impl Binder<'_> {
                 base,
                 calls: Vec::new(),
             }),
+            srf: Some(SrfState::default()),
             clause: "SELECT",
         };
         let mut exprs = Vec::new();
@@ -496,8 +499,10 @@ impl Binder<'_> {
             Some(h) => {
                 cx.clause = "HAVING";
                 let w = cx.window.take();
+                let f = cx.srf.take();
                 let r = self.bind_predicate(h, &mut cx);
                 cx.window = w;
+                cx.srf = f;
                 Some(r?)
             }
             None => None,
@@ -553,6 +558,28 @@ impl Binder<'_> {
         }
         let agg_state = cx.agg.take();
         let window = cx.window.take().expect("set above");
+        let mut srf = cx.srf.take().expect("set above");
+        if let Some(state) = &agg_state
+            && state
+                .aggs
+                .iter()
+                .any(|a| a.args.iter().chain(a.filter.iter()).any(refers_to_srf))
+        {
+            return Err(Error::new(
+                ErrorKind::FeatureNotSupported,
+                "aggregate function calls cannot contain set-returning function calls",
+            ));
+        }
+        if window
+            .calls
+            .iter()
+            .any(|w| w.args.iter().chain(&w.partition_by).any(refers_to_srf))
+        {
+            return Err(Error::new(
+                ErrorKind::FeatureNotSupported,
+                "window function calls cannot contain set-returning function calls",
+            ));
+        }
 
         if let Some(state) = agg_state {
             let width = state.groups.len() + state.aggs.len();
@@ -571,7 +598,7 @@ impl Binder<'_> {
             // Window results were numbered from WINDOW_BASE; renumber after the aggregates.
             let fix = |e: &Expr| {
                 e.map_columns(&|i, t| {
-                    if i >= WINDOW_BASE {
+                    if (WINDOW_BASE..SRF_BASE).contains(&i) {
                         Expr::Column(i - WINDOW_BASE + width, t.clone())
                     } else {
                         Expr::Column(i, t.clone())
@@ -580,6 +607,9 @@ impl Binder<'_> {
             };
             exprs = exprs.iter().map(fix).collect();
             extra = extra.iter().map(fix).collect();
+            for call in &mut srf.calls {
+                call.args = call.args.iter().map(fix).collect();
+            }
         } else if let Some(h) = having {
             plan = Plan::Filter {
                 input: Box::new(plan),
@@ -590,6 +620,25 @@ impl Binder<'_> {
             plan = Plan::Window {
                 input: Box::new(plan),
                 funcs: window.calls,
+            };
+        }
+        if !srf.calls.is_empty() {
+            // Set-returning functions' results follow the columns they are computed from.
+            let width = plan.types().len();
+            let fix = |e: &Expr| {
+                e.map_columns(&|i, t| {
+                    if i >= SRF_BASE {
+                        Expr::Column(i - SRF_BASE + width, t.clone())
+                    } else {
+                        Expr::Column(i, t.clone())
+                    }
+                })
+            };
+            exprs = exprs.iter().map(fix).collect();
+            extra = extra.iter().map(fix).collect();
+            plan = Plan::ProjectSet {
+                input: Box::new(plan),
+                funcs: srf.calls,
             };
         }
 
@@ -1262,7 +1311,49 @@ impl Binder<'_> {
                 _ => return Err(Error::unsupported("this table function argument")),
             }
         }
-        let (func, types, names): (TableFunc, Vec<SqlType>, Vec<&str>) = match fname.as_str() {
+        let (func, bound, types, names) = self.resolve_table_function(&fname, bound)?;
+        let alias_name = alias.map_or(fname.clone(), |a| parse::ident(&a.name));
+        let mut cols: Vec<Column> = types
+            .iter()
+            .zip(&names)
+            .map(|(t, n)| {
+                Column::new(
+                    if names.len() == 1 && alias.is_some() {
+                        alias_name.clone()
+                    } else {
+                        n.to_string()
+                    },
+                    t.clone(),
+                )
+            })
+            .collect();
+        if ordinality {
+            cols.push(Column::new("ordinality", SqlType::Int8));
+        }
+        let mut scope = Scope::for_relation(&alias_name, &cols);
+        if let Some(a) = alias {
+            apply_column_aliases(&mut scope, a)?;
+        }
+        Ok(Unit {
+            scope,
+            kind: UnitKind::Plan(Plan::TableFunc {
+                func,
+                args: bound,
+                types,
+                ordinality,
+            }),
+        })
+    }
+
+    /// Resolves a set-returning function by name for bound arguments, coercing them:
+    /// returns the function, the arguments, and its result columns' types and names.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn resolve_table_function(
+        &mut self,
+        fname: &str,
+        mut bound: Vec<Expr>,
+    ) -> Result<(TableFunc, Vec<Expr>, Vec<SqlType>, Vec<&'static str>)> {
+        let (func, types, names): (TableFunc, Vec<SqlType>, Vec<&'static str>) = match fname {
             "generate_series" => {
                 if bound.len() < 2 || bound.len() > 3 {
                     return Err(Error::new(
@@ -1314,6 +1405,9 @@ impl Binder<'_> {
                 let t = bound[0].ty();
                 let elem = match t {
                     SqlType::Array(e) => *e,
+                    SqlType::Int2Vector | SqlType::OidVector => {
+                        t.element().cloned().expect("vectors have elements")
+                    }
                     SqlType::Unknown => SqlType::Text,
                     other => {
                         return Err(Error::new(
@@ -1398,37 +1492,7 @@ impl Binder<'_> {
                 .map(|x| self.coerce(x, &SqlType::Text))
                 .collect::<Result<_>>()?;
         }
-        let alias_name = alias.map_or(fname.clone(), |a| parse::ident(&a.name));
-        let mut cols: Vec<Column> = types
-            .iter()
-            .zip(&names)
-            .map(|(t, n)| {
-                Column::new(
-                    if names.len() == 1 && alias.is_some() {
-                        alias_name.clone()
-                    } else {
-                        n.to_string()
-                    },
-                    t.clone(),
-                )
-            })
-            .collect();
-        if ordinality {
-            cols.push(Column::new("ordinality", SqlType::Int8));
-        }
-        let mut scope = Scope::for_relation(&alias_name, &cols);
-        if let Some(a) = alias {
-            apply_column_aliases(&mut scope, a)?;
-        }
-        Ok(Unit {
-            scope,
-            kind: UnitKind::Plan(Plan::TableFunc {
-                func,
-                args: bound,
-                types,
-                ordinality,
-            }),
-        })
+        Ok((func, bound, types, names))
     }
 
     /// Binds a join tree with outer joins in syntax order.
