@@ -75,6 +75,14 @@ pub enum Request {
         reads: ReadSet,
         start_ts: Timestamp,
     },
+    /// Waits until the lock of transaction `start_ts` on `key` is gone (committed, rolled
+    /// back or resolved), or `timeout_ms` passed; answers `Done` either way. Lets a
+    /// blocked transaction wake as soon as the lock it met is released instead of polling.
+    WaitLock {
+        key: Vec<u8>,
+        start_ts: Timestamp,
+        timeout_ms: u64,
+    },
     /// Removes versions no reader at or after `safe_point` can see.
     Gc {
         span: Span,

@@ -30,6 +30,39 @@ pub struct LocalKv<E: Engine> {
     clock: Arc<dyn Clock>,
     latches: Latches,
     ranges: Vec<RangeDesc>,
+    lock_waits: LockWaits,
+}
+
+/// Where transactions blocked on a lock wait: one notification slot per key hash, woken
+/// whenever a command that can release locks on keys of that slot has been applied.
+struct LockWaits {
+    slots: Vec<tokio::sync::Notify>,
+}
+
+impl LockWaits {
+    const SLOTS: usize = 256;
+
+    fn new() -> Self {
+        LockWaits {
+            slots: (0..Self::SLOTS)
+                .map(|_| tokio::sync::Notify::new())
+                .collect(),
+        }
+    }
+
+    fn slot(&self, key: &[u8]) -> &tokio::sync::Notify {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.slots[(h.finish() as usize) % Self::SLOTS]
+    }
+
+    /// Wakes the waiters of `keys`' slots.
+    fn released<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        for k in keys {
+            self.slot(k).notify_waiters();
+        }
+    }
 }
 
 impl<E: Engine> LocalKv<E> {
@@ -66,6 +99,7 @@ impl<E: Engine> LocalKv<E> {
             clock,
             latches: Latches::new(),
             ranges,
+            lock_waits: LockWaits::new(),
         }
     }
 
@@ -114,8 +148,8 @@ impl<E: Engine> LocalKv<E> {
         reads: commands::ReadSet,
         start_ts: Timestamp,
     ) -> Result<Timestamp> {
-        let keys = mutations.iter().map(|m| m.key().to_vec()).collect();
-        let latches = self.latches.acquire(keys).await;
+        let mutation_keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key().to_vec()).collect();
+        let latches = self.latches.acquire(mutation_keys.clone()).await;
         // The commit timestamp is taken under the latches: a reader that takes its
         // timestamp later finds the latches and waits for this commit.
         let commit_ts = self.tso.timestamp().await?;
@@ -134,6 +168,10 @@ impl<E: Engine> LocalKv<E> {
             commit_ts,
         )?;
         self.apply(&batch, true).await?;
+        drop(latches);
+        // Pessimistic locks of the transaction became versions.
+        self.lock_waits
+            .released(mutation_keys.iter().map(Vec::as_slice));
         Ok(commit_ts)
     }
 }
@@ -209,6 +247,7 @@ impl<E: Engine> KvService for LocalKv<E> {
                     commands::commit(r, b, &keys, start_ts, commit_ts)
                 })
                 .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
                 Ok(Response::Done)
             }
             Request::Rollback { keys, start_ts } => {
@@ -216,6 +255,7 @@ impl<E: Engine> KvService for LocalKv<E> {
                     commands::rollback(r, b, &keys, start_ts)
                 })
                 .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
                 Ok(Response::Done)
             }
             Request::CheckTxnStatus {
@@ -236,6 +276,7 @@ impl<E: Engine> KvService for LocalKv<E> {
                         )
                     })
                     .await?;
+                self.lock_waits.released([primary.as_slice()]);
                 Ok(Response::TxnStatus(status))
             }
             Request::ResolveLock {
@@ -248,6 +289,7 @@ impl<E: Engine> KvService for LocalKv<E> {
                         commands::resolve_lock(r, b, &keys, start_ts, commit_ts)
                     })
                     .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
                 Ok(Response::Resolved(n))
             }
             Request::OnePhaseCommit {
@@ -257,6 +299,28 @@ impl<E: Engine> KvService for LocalKv<E> {
             } => Ok(Response::Committed(
                 self.one_phase_commit(mutations, reads, start_ts).await?,
             )),
+            Request::WaitLock {
+                key,
+                start_ts,
+                timeout_ms,
+            } => {
+                let notified = self.lock_waits.slot(&key).notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a release right after it still wakes us.
+                notified.as_mut().enable();
+                let held = self
+                    .reader()
+                    .lock(&key)?
+                    .is_some_and(|l| l.start_ts == start_ts);
+                if held {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(timeout_ms),
+                        notified,
+                    )
+                    .await;
+                }
+                Ok(Response::Done)
+            }
             Request::Gc {
                 span,
                 safe_point,

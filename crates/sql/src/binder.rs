@@ -18,6 +18,7 @@
 mod access;
 mod dml;
 mod expr;
+mod lookup;
 mod query;
 mod scope;
 

@@ -249,6 +249,21 @@ impl<'a> ExecCtx<'a> {
                     let lw = left.types().len();
                     self.join(l, r, lw, rw, *kind, on.as_ref(), equi).await
                 }
+                Plan::LookupJoin {
+                    left,
+                    scan,
+                    keys,
+                    points,
+                    kind,
+                    on,
+                    equi,
+                } => {
+                    let l = self.exec(left).await?;
+                    let lw = left.types().len();
+                    let rw = scan.table.live_columns().count();
+                    let right = self.lookup(&l, scan, keys, *points).await?;
+                    self.join(l, right, lw, rw, *kind, on.as_ref(), equi).await
+                }
                 Plan::Aggregate {
                     input,
                     group_by,
@@ -428,6 +443,53 @@ impl<'a> ExecCtx<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Fetches the rows of `scan`'s table whose index keys equal `keys` evaluated over
+    /// some row of `left` (each distinct key once; NULL keys match nothing).
+    async fn lookup(
+        &mut self,
+        left: &[Row],
+        scan: &crate::plan::Scan,
+        keys: &[Expr],
+        points: bool,
+    ) -> Result<Vec<Row>> {
+        let mut seen = HashSet::new();
+        let mut tuples = Vec::new();
+        for row in left {
+            let vals: Vec<Value> = keys
+                .iter()
+                .map(|k| self.eval(k, row))
+                .collect::<Result<_>>()?;
+            if vals.iter().any(Value::is_null) || !seen.insert(vals.clone()) {
+                continue;
+            }
+            tuples.push(
+                vals.into_iter()
+                    .zip(keys)
+                    .map(|(v, k)| Expr::Literal(v, k.ty()))
+                    .collect::<Vec<Expr>>(),
+            );
+        }
+        if tuples.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut s = scan.clone();
+        if points {
+            s.access = crate::plan::Access::Points(tuples);
+            return scan::scan(self, &s).await;
+        }
+        let mut out = Vec::new();
+        for prefix in tuples {
+            self.check_cancel()?;
+            s.access = crate::plan::Access::Range {
+                prefix,
+                lower: None,
+                upper: None,
+            };
+            out.extend(scan::scan(self, &s).await?);
+        }
+        Ok(out)
+    }
+
     async fn join(
         &mut self,
         left: Vec<Row>,

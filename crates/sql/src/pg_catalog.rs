@@ -889,36 +889,17 @@ pub fn rows(name: &str, s: &SessionInfo) -> Result<Vec<Row>> {
             }
         }
         "pg_type" => {
-            let scalars = [
-                T::Bool,
-                T::Bytea,
-                T::Name,
-                T::Int8,
-                T::Int2,
-                T::Int4,
-                T::Text,
-                T::Oid,
-                T::Json,
-                T::Float4,
-                T::Float8,
-                T::Char(1),
-                T::Varchar(None),
-                T::Date,
-                T::Time,
-                T::Timestamp,
-                T::TimestampTz,
-                T::Interval,
-                T::Numeric(None),
-                T::RegClass,
-                T::Uuid,
-                T::Jsonb,
-            ];
-            for ty in scalars.iter() {
+            let scalars = T::SCALARS.iter().filter(|t| **t != T::Unknown);
+            for ty in scalars {
                 let arr = T::Array(Box::new(ty.clone()));
                 out.push(type_row(ty, 0, arr.oid() as i64));
                 if !matches!(ty, T::RegClass) {
                     out.push(type_row(&arr, ty.oid() as i64, 0));
                 }
+            }
+            for ty in [T::Int2Vector, T::OidVector] {
+                let elem = ty.element().map_or(0, |e| e.oid() as i64);
+                out.push(type_row(&ty, elem, 0));
             }
         }
         "pg_index" => {

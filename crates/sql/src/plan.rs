@@ -237,6 +237,19 @@ pub enum Plan {
         input: Box<Plan>,
         funcs: Vec<WindowCall>,
     },
+    /// Index nested-loop join: the right table's rows are fetched through index `scan.index`
+    /// for the distinct values of `keys` (over the left rows; one per leading index
+    /// column), as point lookups when `points`, else one prefix scan per key; then joined
+    /// as [`Plan::Join`] joins (`equi`, `on`).
+    LookupJoin {
+        left: Box<Plan>,
+        scan: Box<Scan>,
+        keys: Vec<Expr>,
+        points: bool,
+        kind: JoinKind,
+        on: Option<Expr>,
+        equi: Vec<(Expr, Expr)>,
+    },
     /// Set-returning functions of a select list: each input row becomes as many rows as
     /// the longest function returns (the input columns, then one column per function,
     /// NULL once a shorter function runs out), as in PostgreSQL 10 and later.
@@ -329,6 +342,15 @@ impl Plan {
                 }
                 t
             }
+            Plan::LookupJoin {
+                left, scan, kind, ..
+            } => {
+                let mut t = left.types();
+                if !matches!(kind, JoinKind::Semi | JoinKind::Anti) {
+                    t.extend(scan.table.live_columns().map(|c| c.ty.clone()));
+                }
+                t
+            }
             Plan::Aggregate { group_by, aggs, .. } => group_by
                 .iter()
                 .map(Expr::ty)
@@ -347,6 +369,128 @@ impl Plan {
             Plan::SetOp { left, .. } => left.types(),
             Plan::RecursiveCte { base, .. } => base.types(),
             Plan::With { body, .. } => body.types(),
+        }
+    }
+
+    /// Rebuilds the node with `f` applied to each of its input plans.
+    pub fn map_inputs(self, f: &mut dyn FnMut(Plan) -> Plan) -> Plan {
+        let mut b = |p: Box<Plan>| Box::new(f(*p));
+        match self {
+            Plan::Filter { input, predicate } => Plan::Filter {
+                input: b(input),
+                predicate,
+            },
+            Plan::Project { input, exprs } => Plan::Project {
+                input: b(input),
+                exprs,
+            },
+            Plan::Join {
+                left,
+                right,
+                kind,
+                on,
+                equi,
+            } => {
+                let left = b(left);
+                Plan::Join {
+                    left,
+                    right: b(right),
+                    kind,
+                    on,
+                    equi,
+                }
+            }
+            Plan::LookupJoin {
+                left,
+                scan,
+                keys,
+                points,
+                kind,
+                on,
+                equi,
+            } => Plan::LookupJoin {
+                left: b(left),
+                scan,
+                keys,
+                points,
+                kind,
+                on,
+                equi,
+            },
+            Plan::Aggregate {
+                input,
+                group_by,
+                aggs,
+            } => Plan::Aggregate {
+                input: b(input),
+                group_by,
+                aggs,
+            },
+            Plan::Window { input, funcs } => Plan::Window {
+                input: b(input),
+                funcs,
+            },
+            Plan::ProjectSet { input, funcs } => Plan::ProjectSet {
+                input: b(input),
+                funcs,
+            },
+            Plan::Sort { input, keys } => Plan::Sort {
+                input: b(input),
+                keys,
+            },
+            Plan::Limit {
+                input,
+                limit,
+                offset,
+            } => Plan::Limit {
+                input: b(input),
+                limit,
+                offset,
+            },
+            Plan::Distinct { input, on } => Plan::Distinct {
+                input: b(input),
+                on,
+            },
+            Plan::SetOp {
+                op,
+                all,
+                left,
+                right,
+            } => {
+                let left = b(left);
+                Plan::SetOp {
+                    op,
+                    all,
+                    left,
+                    right: b(right),
+                }
+            }
+            Plan::RecursiveCte {
+                id,
+                base,
+                step,
+                all,
+            } => {
+                let base = b(base);
+                Plan::RecursiveCte {
+                    id,
+                    base,
+                    step: b(step),
+                    all,
+                }
+            }
+            Plan::With { ctes, body } => Plan::With {
+                ctes: ctes
+                    .into_iter()
+                    .map(|(id, p)| (id, *b(Box::new(p))))
+                    .collect(),
+                body: b(body),
+            },
+            leaf @ (Plan::Values { .. }
+            | Plan::Scan(_)
+            | Plan::Virtual { .. }
+            | Plan::TableFunc { .. }
+            | Plan::CteRef { .. }) => leaf,
         }
     }
 
@@ -431,6 +575,39 @@ impl Plan {
                 };
                 let _ = write!(line, "{algo} join ({kind:?})");
             }
+            Plan::LookupJoin {
+                scan,
+                keys,
+                points,
+                kind,
+                ..
+            } => {
+                let index = scan
+                    .table
+                    .all_indexes()
+                    .find(|i| i.id == scan.index)
+                    .map_or("?".to_string(), |i| i.name.clone());
+                let _ = write!(
+                    line,
+                    "Lookup join ({kind:?}) into {} using {index} ({})",
+                    scan.table.name,
+                    if *points {
+                        "point lookups".to_string()
+                    } else {
+                        format!(
+                            "prefix of {} column{}",
+                            keys.len(),
+                            if keys.len() == 1 { "" } else { "s" }
+                        )
+                    }
+                );
+                if scan.filter.is_some() {
+                    line.push_str(" with filter");
+                }
+                if scan.lock {
+                    line.push_str(" locking rows");
+                }
+            }
             Plan::Aggregate { group_by, aggs, .. } => {
                 let _ = write!(
                     line,
@@ -476,6 +653,7 @@ impl Plan {
             | Plan::Sort { input, .. }
             | Plan::Limit { input, .. }
             | Plan::Distinct { input, .. } => input.explain(out, depth + 1),
+            Plan::LookupJoin { left, .. } => left.explain(out, depth + 1),
             Plan::Join { left, right, .. } | Plan::SetOp { left, right, .. } => {
                 left.explain(out, depth + 1);
                 right.explain(out, depth + 1);

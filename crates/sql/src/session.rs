@@ -592,6 +592,28 @@ impl Session {
         }
     }
 
+    /// Ends a transaction: commits it if asked and it has not failed, else rolls it back;
+    /// the settings become those of after COMMIT or of before BEGIN. Returns the tag.
+    async fn end_txn(&mut self, mut t: TxnState, commit: bool) -> Result<&'static str> {
+        if commit && !t.failed {
+            let r = t.txn.commit().await;
+            self.settings = if r.is_ok() {
+                t.settings_at_commit
+            } else {
+                t.settings_at_begin
+            };
+            r?;
+            return Ok("COMMIT");
+        }
+        self.settings = t.settings_at_begin;
+        let r = t.txn.rollback().await;
+        // COMMIT of a failed transaction reports ROLLBACK whatever happens to the undo.
+        if !commit {
+            r?;
+        }
+        Ok("ROLLBACK")
+    }
+
     /// Begins an explicit transaction.
     async fn new_txn_state(&self, read_only: bool) -> Result<TxnState> {
         Ok(TxnState {
@@ -634,27 +656,14 @@ impl Session {
             } => {
                 let commit = matches!(stmt, Statement::Commit { .. });
                 let what = if commit { "COMMIT" } else { "ROLLBACK" };
-                let Some(mut t) = self.txn.take().filter(|t| t.explicit) else {
+                let Some(t) = self.txn.take().filter(|t| t.explicit) else {
                     return Err(Error::new(
                         ErrorKind::NoActiveTransaction,
                         format!("{what} AND CHAIN can only be used in transaction blocks"),
                     ));
                 };
                 let read_only = t.read_only;
-                let tag_text = if commit && !t.failed {
-                    let r = t.txn.commit().await;
-                    self.settings = if r.is_ok() {
-                        t.settings_at_commit
-                    } else {
-                        t.settings_at_begin
-                    };
-                    r?;
-                    "COMMIT"
-                } else {
-                    let _ = t.txn.rollback().await;
-                    self.settings = t.settings_at_begin;
-                    "ROLLBACK"
-                };
+                let tag_text = self.end_txn(t, commit).await?;
                 // The new transaction has the same characteristics.
                 self.txn = Some(self.new_txn_state(read_only).await?);
                 tag(tag_text)
@@ -664,21 +673,7 @@ impl Session {
                     outcome: Outcome::Command("COMMIT".into()),
                     notices: vec!["there is no transaction in progress".into()],
                 }),
-                Some(mut t) => {
-                    if t.failed {
-                        let _ = t.txn.rollback().await;
-                        self.settings = t.settings_at_begin;
-                        return tag("ROLLBACK");
-                    }
-                    let r = t.txn.commit().await;
-                    self.settings = if r.is_ok() {
-                        t.settings_at_commit
-                    } else {
-                        t.settings_at_begin
-                    };
-                    r?;
-                    tag("COMMIT")
-                }
+                Some(t) => tag(self.end_txn(t, true).await?),
             },
             Statement::Rollback {
                 savepoint: None, ..
@@ -687,11 +682,7 @@ impl Session {
                     outcome: Outcome::Command("ROLLBACK".into()),
                     notices: vec!["there is no transaction in progress".into()],
                 }),
-                Some(mut t) => {
-                    self.settings = std::mem::take(&mut t.settings_at_begin);
-                    t.txn.rollback().await?;
-                    tag("ROLLBACK")
-                }
+                Some(t) => tag(self.end_txn(t, false).await?),
             },
             Statement::Rollback {
                 savepoint: Some(name),

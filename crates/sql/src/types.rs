@@ -149,7 +149,9 @@ impl SqlType {
         })
     }
 
-    const SCALARS: [SqlType; 23] = [
+    /// The scalar types Tessera supports (each also has an array type, but `unknown` and
+    /// `regclass`).
+    pub const SCALARS: [SqlType; 23] = [
         SqlType::Bool,
         SqlType::Bytea,
         SqlType::Name,

@@ -34,7 +34,9 @@ impl Default for TxnConfig {
         TxnConfig {
             lock_ttl_ms: 3_000,
             lock_wait_timeout: Duration::from_secs(30),
-            max_txn_bytes: 64 * 1024 * 1024,
+            // Enough for loading ~2 million rows of pgbench_accounts in one transaction
+            // (pgbench -i -s 20); the writes are buffered in memory until commit.
+            max_txn_bytes: 256 * 1024 * 1024,
             gc_ttl_ms: 4 * 60 * 60 * 1000,
             max_lock_retries: 32,
         }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use base::Timestamp;
-use kv::{Request, Response};
+use kv::{KvService, Request, Response};
 use mvcc::LockInfo;
 use mvcc::commands::TxnStatus;
 
@@ -20,19 +20,28 @@ impl Backoff {
     pub(crate) fn new(timeout: Duration) -> Self {
         Backoff {
             deadline: Instant::now() + timeout,
-            next: Duration::from_millis(1),
+            next: Duration::from_millis(20),
         }
     }
 
-    async fn wait(&mut self, lock: &LockInfo) -> Result<()> {
-        if Instant::now() >= self.deadline {
+    /// Waits for `lock` to be released, at most a growing slice of the remaining time (so
+    /// that a holder that died is noticed once its TTL runs out).
+    async fn wait(&mut self, kv: &dyn KvService, lock: &LockInfo) -> Result<()> {
+        let now = Instant::now();
+        if now >= self.deadline {
             return Err(Error::LockWaitTimeout {
                 key: lock.key.clone(),
                 holder: lock.start_ts,
             });
         }
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Duration::from_millis(50));
+        let slice = self.next.min(self.deadline - now);
+        kv.send(Request::WaitLock {
+            key: lock.key.clone(),
+            start_ts: lock.start_ts,
+            timeout_ms: slice.as_millis().max(1) as u64,
+        })
+        .await?;
+        self.next = (self.next * 2).min(Duration::from_millis(500));
         Ok(())
     }
 }
@@ -58,7 +67,9 @@ impl Inner {
         let commit_ts = match status {
             TxnStatus::Committed(ts) => Some(ts),
             TxnStatus::RolledBack => None,
-            TxnStatus::Locked { .. } | TxnStatus::NotFound => return backoff.wait(lock).await,
+            TxnStatus::Locked { .. } | TxnStatus::NotFound => {
+                return backoff.wait(self.kv.as_ref(), lock).await;
+            }
         };
         self.resolve_keys(vec![lock.key.clone()], lock.start_ts, commit_ts)
             .await

@@ -29,7 +29,7 @@ enum Pred<'a> {
 
 /// Returns true if a value of type `v` can be used to seek a key of column type `col`:
 /// the same family, so the key encoding orders them alike.
-fn seekable(col: &SqlType, v: &SqlType) -> bool {
+pub(super) fn seekable(col: &SqlType, v: &SqlType) -> bool {
     use crate::types::TypeFamily as F;
     let (cf, vf) = (col.family(), v.family());
     match (cf, vf) {

@@ -763,7 +763,10 @@ impl Binder<'_> {
                 exprs: (0..n).map(|i| Expr::Column(i, types[i].clone())).collect(),
             };
         }
-        Ok((optimize_index_order(plan), cols))
+        Ok((
+            super::lookup::choose_lookup_joins(optimize_index_order(plan)),
+            cols,
+        ))
     }
 
     /// Binds a GROUP BY item: an output ordinal, an output column name, or an expression.
