@@ -442,7 +442,6 @@ impl<'a> ExecCtx<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// Fetches the rows of `scan`'s table whose index keys equal `keys` evaluated over
     /// some row of `left` (each distinct key once; NULL keys match nothing).
     async fn lookup(
@@ -490,6 +489,7 @@ impl<'a> ExecCtx<'a> {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn join(
         &mut self,
         left: Vec<Row>,
