@@ -97,9 +97,9 @@ printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------------------ ---------: ----------
 for f in "$DIR"/res.*.pg; do
   b=${f##*/res.}; b=${b%.pg}; label=${b%.*}; c=${b##*.}
   t="$DIR/res.$label.$c.ts"
-  ptps=$(awk '{print $1}' "$f" | median); plat=$(awk '{print $2}' "$f" | median)
+  ptps=$(awk '{print $1}' "$f" | median | xargs printf '%.0f'); plat=$(awk '{print $2}' "$f" | median)
   ttps=NA; tlat=NA
-  if [ -f "$t" ]; then ttps=$(awk '{print $1}' "$t" | median); tlat=$(awk '{print $2}' "$t" | median); fi
+  if [ -f "$t" ]; then ttps=$(awk '{print $1}' "$t" | median | xargs printf '%.0f'); tlat=$(awk '{print $2}' "$t" | median); fi
   ratio=$(awk -v a="$ttps" -v b="$ptps" 'BEGIN{ if (a == "NA" || b == 0) print "NA"; else printf "%.2f", a / b }')
-  printf '| %-22s | %7s | %12.0f | %10s | %12s | %10s | %6s |\n' "$label" "$c" "$ptps" "$plat" "$ttps" "$tlat" "$ratio"
+  printf '| %-22s | %7s | %12s | %10s | %12s | %10s | %6s |\n' "$label" "$c" "$ptps" "$plat" "$ttps" "$tlat" "$ratio"
 done | sort -t'|' -k2,2 -k3,3n

@@ -83,6 +83,7 @@ impl SqlEngine {
             cancel: Arc::new(AtomicBool::new(false)),
             copy: None,
             setting_changes: Arc::default(),
+            settings_snapshot: std::sync::Mutex::new(None),
         })
     }
 }
@@ -244,6 +245,9 @@ struct CopyState {
     own_txn: bool,
 }
 
+/// Settings as name/value pairs, shared with running statements.
+type Settings = Arc<Vec<(String, String)>>;
+
 /// One client's session.
 pub struct Session {
     engine: Arc<SqlEngine>,
@@ -256,6 +260,8 @@ pub struct Session {
     copy: Option<CopyState>,
     /// set_config() calls of the running statement.
     setting_changes: Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+    /// The settings as statements see them, reused while they are unchanged.
+    settings_snapshot: std::sync::Mutex<Option<Settings>>,
 }
 
 fn is_transaction_control(s: &Statement) -> bool {
@@ -754,6 +760,31 @@ impl Session {
         }
     }
 
+    /// Returns the settings as a shared list, rebuilt only when they changed.
+    fn settings_snapshot(&self) -> Settings {
+        let mut cached = self
+            .settings_snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(snap) = cached.as_ref()
+            && snap.len() == self.settings.len()
+            && snap
+                .iter()
+                .zip(&self.settings)
+                .all(|((a, b), (c, d))| a == c && b == d)
+        {
+            return snap.clone();
+        }
+        let snap: Settings = Arc::new(
+            self.settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        *cached = Some(snap.clone());
+        snap
+    }
+
     fn session_info(
         &self,
         catalog: Arc<Catalog>,
@@ -768,12 +799,7 @@ impl Session {
             backend_pid: self.pid,
             catalog,
             db_id,
-            settings: Arc::new(
-                self.settings
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
+            settings: self.settings_snapshot(),
             setting_changes: self.setting_changes.clone(),
         }
     }
