@@ -14,10 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_postgres::Client;
 
-/// Runs `sql` through the simple protocol and returns its SQLSTATE.
-async fn simple_error(c: &Client, sql: &str) -> String {
-    match c.batch_execute(sql).await {
-        Ok(()) => panic!("expected an error from {sql}"),
+/// The SQLSTATE of a statement that must fail.
+fn sqlstate<T>(r: Result<T, tokio_postgres::Error>, sql: &str) -> String {
+    match r {
+        Ok(_) => panic!("expected an error from {sql}"),
         Err(e) => e
             .code()
             .unwrap_or_else(|| panic!("no SQLSTATE for {sql}: {e}"))
@@ -26,16 +26,14 @@ async fn simple_error(c: &Client, sql: &str) -> String {
     }
 }
 
+/// Runs `sql` through the simple protocol and returns its SQLSTATE.
+async fn simple_error(c: &Client, sql: &str) -> String {
+    sqlstate(c.batch_execute(sql).await, sql)
+}
+
 /// Runs `sql` through the extended protocol and returns its SQLSTATE.
 async fn extended_error(c: &Client, sql: &str) -> String {
-    match c.query(sql, &[]).await {
-        Ok(_) => panic!("expected an error from {sql}"),
-        Err(e) => e
-            .code()
-            .unwrap_or_else(|| panic!("no SQLSTATE for {sql}: {e}"))
-            .code()
-            .to_string(),
-    }
+    sqlstate(c.query(sql, &[]).await, sql)
 }
 
 async fn count(c: &Client, sql: &str) -> i64 {
