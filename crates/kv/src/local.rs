@@ -276,7 +276,11 @@ impl<E: Engine> KvService for LocalKv<E> {
                         )
                     })
                     .await?;
-                self.lock_waits.released([primary.as_slice()]);
+                // Only a rollback (of an expired lock) releases anything; waking waiters
+                // on every status check would make waiters on one slot wake each other.
+                if status == commands::TxnStatus::RolledBack {
+                    self.lock_waits.released([primary.as_slice()]);
+                }
                 Ok(Response::TxnStatus(status))
             }
             Request::ResolveLock {

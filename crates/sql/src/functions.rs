@@ -238,7 +238,8 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
             check_n(2, 2)?;
             (T::Bytea, vec![T::Text, T::Text])
         }
-        Func::Format => {
+        // A text first argument (the format or the separator), then any values.
+        Func::Format | Func::ConcatWs => {
             if n == 0 {
                 return Err(bad());
             }
@@ -322,17 +323,6 @@ pub fn resolve(func: Func, name: &str, args: &[SqlType]) -> Result<(SqlType, Vec
                 .map(|t| if *t == T::Unknown { T::Text } else { t.clone() })
                 .collect(),
         ),
-        Func::ConcatWs => {
-            if n == 0 {
-                return Err(bad());
-            }
-            let mut a: Vec<SqlType> = args
-                .iter()
-                .map(|t| if *t == T::Unknown { T::Text } else { t.clone() })
-                .collect();
-            a[0] = T::Text;
-            (T::Text, a)
-        }
         Func::ToHex => {
             check_n(1, 1)?;
             (T::Text, vec![T::Int8])
@@ -1796,7 +1786,8 @@ fn format_sql(fmt: &str, args: &[Value], exprs: &[Expr]) -> Result<String> {
     Ok(out)
 }
 
-fn quote_ident(s: &str) -> String {
+/// Quotes an identifier when it is not a plain lower-case name, as `quote_ident` does.
+pub(crate) fn quote_ident(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')

@@ -7,7 +7,7 @@
 
 use crate::catalog::{Descriptor, IndexDesc, TableDesc};
 use crate::error::Result;
-use crate::functions::{Func, SessionInfo};
+use crate::functions::{Func, SessionInfo, quote_ident};
 use crate::plan::Column;
 use crate::types::SqlType;
 use crate::value::{Row, Value};
@@ -607,18 +607,6 @@ fn index_columns_sql(t: &TableDesc, idx: &IndexDesc) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn quote_ident(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit());
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
 }
 
 /// Returns the CREATE INDEX statement of an index.

@@ -1547,7 +1547,6 @@ impl Session {
             stmt: BoundStmt::Insert(plan),
             subplans: Vec::new(),
         });
-        let own_txn = state.own_txn;
         self.copy = Some(state);
         match self.run_bound_in_session(bound).await {
             Ok(()) => {
@@ -1557,12 +1556,7 @@ impl Session {
                 Ok(())
             }
             Err(e) => {
-                if own_txn {
-                    self.copy_fail().await;
-                } else {
-                    self.copy = None;
-                    self.fail_txn();
-                }
+                self.copy_fail().await;
                 Err(e)
             }
         }

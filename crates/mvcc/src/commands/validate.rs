@@ -8,7 +8,7 @@ use storage::{Keyspace, ReadView};
 use crate::error::{Error, Result};
 use crate::key;
 use crate::reader::{MvccReader, Span};
-use crate::record::Version;
+use crate::record::{Lock, Version};
 
 /// What a transaction read, each with the timestamp it read at (its start timestamp, or
 /// a later one for keys it locked for update).
@@ -46,6 +46,34 @@ pub fn validate_reads<R: ReadView + ?Sized>(
     Ok(())
 }
 
+/// True if a version committed after the read conflicts with it: data written by another
+/// transaction.
+fn conflicts(version: &Version, start_ts: Timestamp) -> bool {
+    version.kind.is_data() && version.start_ts != start_ts
+}
+
+fn read_conflict(key: &[u8], read_ts: Timestamp, cts: Timestamp, commit_ts: Timestamp) -> Error {
+    Error::ReadConflict {
+        key: key.to_vec(),
+        read_ts,
+        conflict_ts: cts,
+        commit_ts,
+    }
+}
+
+/// The conflict a lock makes, if any: another transaction's write lock that could commit
+/// at or below `commit_ts`.
+fn lock_conflict(key: &[u8], lock: &Lock, start_ts: Timestamp, commit_ts: Timestamp) -> Result<()> {
+    if lock.start_ts != start_ts && lock.kind.blocks_readers() && lock.start_ts < commit_ts {
+        return Err(Error::ReadLocked {
+            key: key.to_vec(),
+            lock_ts: lock.start_ts,
+            commit_ts,
+        });
+    }
+    Ok(())
+}
+
 /// [`check_span`] for one key, by seeks rather than scans: only the versions in
 /// `(read_ts, commit_ts]` are visited (newest first), and the lock is a point read. Hot
 /// keys collect many versions and lock records; a scan over them would cost time in
@@ -62,25 +90,12 @@ fn check_key<R: ReadView + ?Sized>(
         if cts <= read_ts {
             break;
         }
-        if version.kind.is_data() && version.start_ts != start_ts {
-            return Err(Error::ReadConflict {
-                key: key.to_vec(),
-                read_ts,
-                conflict_ts: cts,
-                commit_ts,
-            });
+        if conflicts(&version, start_ts) {
+            return Err(read_conflict(key, read_ts, cts, commit_ts));
         }
     }
-    if let Some(lock) = reader.lock(key)?
-        && lock.start_ts != start_ts
-        && lock.kind.blocks_readers()
-        && lock.start_ts < commit_ts
-    {
-        return Err(Error::ReadLocked {
-            key: key.to_vec(),
-            lock_ts: lock.start_ts,
-            commit_ts,
-        });
+    if let Some(lock) = reader.lock(key)? {
+        lock_conflict(key, &lock, start_ts, commit_ts)?;
     }
     Ok(())
 }
@@ -92,12 +107,6 @@ fn check_span<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     commit_ts: Timestamp,
 ) -> Result<()> {
-    let conflict = |key: &[u8], conflict_ts| Error::ReadConflict {
-        key: key.to_vec(),
-        read_ts,
-        conflict_ts,
-        commit_ts,
-    };
     let lo = key::prefix(&span.start);
     let hi = (!span.end.is_empty()).then(|| key::prefix(&span.end));
     let hi_bound = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -111,18 +120,17 @@ fn check_span<R: ReadView + ?Sized>(
             continue;
         }
         let version = Version::decode(&k, &v)?;
-        if version.kind.is_data() && version.start_ts != start_ts {
-            return Err(conflict(&key::user_key(prefix)?, cts));
+        if conflicts(&version, start_ts) {
+            return Err(read_conflict(
+                &key::user_key(prefix)?,
+                read_ts,
+                cts,
+                commit_ts,
+            ));
         }
     }
     for (key, lock) in reader.locks_in(span)? {
-        if lock.start_ts != start_ts && lock.kind.blocks_readers() && lock.start_ts < commit_ts {
-            return Err(Error::ReadLocked {
-                key,
-                lock_ts: lock.start_ts,
-                commit_ts,
-            });
-        }
+        lock_conflict(&key, &lock, start_ts, commit_ts)?;
     }
     Ok(())
 }
