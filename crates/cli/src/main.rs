@@ -15,6 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use server::{Server, ServerConfig};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",

@@ -28,7 +28,7 @@ use storage::{Keyspace, ReadView, WriteBatch};
 use crate::error::{Error, Result};
 use crate::key;
 use crate::reader::MvccReader;
-use crate::record::{Version, WriteKind};
+use crate::record::{Latest, Version, WriteKind};
 
 /// What a write-write conflict check found.
 enum Newer {
@@ -46,6 +46,11 @@ fn check_newer<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     base: Timestamp,
 ) -> Result<Newer> {
+    // Nothing at or above `base`: no newer write, and no record of this transaction (its
+    // records are at or above its start, and `base >= start_ts`).
+    if reader.latest(key)?.is_none_or(|l| l.last_ts < base) {
+        return Ok(Newer::None);
+    }
     for item in reader.versions(key, Timestamp::MAX) {
         let (cts, v) = item?;
         if v.start_ts == start_ts {
@@ -72,17 +77,33 @@ fn check_newer<R: ReadView + ?Sized>(
     Ok(Newer::None)
 }
 
-/// Adds a committed version to the batch.
-fn put_version(batch: &mut WriteBatch, user_key: &[u8], commit_ts: Timestamp, v: &Version) {
+/// Adds a committed version to the batch and updates the key's newest-version index
+/// entry. Every version a command writes for one key has the same timestamp, so entries
+/// computed from the same read view agree however many times a key is written in a batch.
+fn put_version<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    batch: &mut WriteBatch,
+    user_key: &[u8],
+    commit_ts: Timestamp,
+    v: &Version,
+) -> Result<()> {
+    let latest = Latest::with(reader.latest(user_key)?, commit_ts, v.kind);
+    batch.put(Keyspace::Latest, user_key.to_vec(), latest.encode());
     batch.put(Keyspace::Mvcc, key::encode(user_key, commit_ts), v.encode());
+    Ok(())
 }
 
 /// Adds a rollback marker for transaction `start_ts` to the batch.
-fn put_rollback(batch: &mut WriteBatch, user_key: &[u8], start_ts: Timestamp) {
+fn put_rollback<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    batch: &mut WriteBatch,
+    user_key: &[u8],
+    start_ts: Timestamp,
+) -> Result<()> {
     let v = Version {
         kind: WriteKind::Rollback,
         start_ts,
         value: Vec::new(),
     };
-    put_version(batch, user_key, start_ts, &v);
+    put_version(reader, batch, user_key, start_ts, &v)
 }

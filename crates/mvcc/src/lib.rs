@@ -42,4 +42,4 @@ pub mod record;
 
 pub use error::{Error, LockInfo, Result};
 pub use reader::{MvccReader, ScanOutcome, Span};
-pub use record::{Lock, LockKind, Mutation, Version, WriteKind};
+pub use record::{Latest, Lock, LockKind, Mutation, Version, WriteKind};

@@ -8,7 +8,7 @@ use storage::{Keyspace, ReadView};
 
 use crate::error::{Error, LockInfo, Result};
 use crate::key;
-use crate::record::{Lock, LockKind, Version, WriteKind};
+use crate::record::{Latest, Lock, LockKind, Version, WriteKind};
 
 /// A half-open span of user keys, `[start, end)`; an empty `end` means no upper bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -97,6 +97,44 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
         }
     }
 
+    /// Returns the key's entry in the newest-version index (`None` if it has no versions).
+    pub fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
+        match self.view.get(Keyspace::Latest, key)? {
+            Some(bytes) => Ok(Some(Latest::decode(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Returns the value of `key` committed at or before `ts`, ignoring locks. When the
+    /// newest data version is at or below `ts` (the common case) this is two point lookups;
+    /// otherwise it walks the versions.
+    pub fn value_at(&self, key: &[u8], ts: Timestamp) -> Result<Option<Vec<u8>>> {
+        match self.latest(key)?.map(|l| l.data) {
+            None | Some(None) => return Ok(None),
+            Some(Some((dts, WriteKind::Delete))) if dts <= ts => return Ok(None),
+            Some(Some((dts, _))) if dts <= ts => {
+                let k = key::encode(key, dts);
+                if let Some(bytes) = self.view.get(Keyspace::Mvcc, &k)? {
+                    let v = Version::decode(&k, &bytes)?;
+                    if v.kind == WriteKind::Put {
+                        return Ok(Some(v.value));
+                    }
+                }
+                // The index disagrees with the versions: trust the versions.
+            }
+            Some(Some(_)) => {}
+        }
+        for item in self.versions(key, ts) {
+            let (_, v) = item?;
+            match v.kind {
+                WriteKind::Put => return Ok(Some(v.value)),
+                WriteKind::Delete => return Ok(None),
+                WriteKind::Lock | WriteKind::Rollback => {}
+            }
+        }
+        Ok(None)
+    }
+
     /// Returns every lock on a key in `span`, in key order.
     pub fn locks_in(&self, span: &Span) -> Result<Vec<(Vec<u8>, Lock)>> {
         let iter = self.view.scan(
@@ -141,6 +179,10 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
         key: &[u8],
         start_ts: Timestamp,
     ) -> Result<Option<(Timestamp, Version)>> {
+        // Every record of the transaction is at or above its start timestamp.
+        if self.latest(key)?.is_none_or(|l| l.last_ts < start_ts) {
+            return Ok(None);
+        }
         for item in self.versions(key, Timestamp::MAX) {
             let (cts, v) = item?;
             if v.start_ts == start_ts {
@@ -167,15 +209,7 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
         {
             return Ok(v);
         }
-        for item in self.versions(key, ts) {
-            let (_, v) = item?;
-            match v.kind {
-                WriteKind::Put => return Ok(Some(v.value)),
-                WriteKind::Delete => return Ok(None),
-                WriteKind::Lock | WriteKind::Rollback => {}
-            }
-        }
-        Ok(None)
+        self.value_at(key, ts)
     }
 
     /// Scans `span` at `ts`, returning at most `limit` pairs, in key order or in reverse.

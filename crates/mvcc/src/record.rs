@@ -11,6 +11,13 @@
 //!
 //! The value is present only for `Put`. A change to either layout bumps the format byte and
 //! keeps decoding the old one; the fixtures in the tests below pin the bytes of version 1.
+//!
+//! The newest-version index (keyspace `latest`, keyed by the user key) holds one
+//! [`Latest`] record per key that has versions:
+//!
+//! ```text
+//!  Latest:  [1] [data: 0 none | 1 Put | 2 Delete] [last_ts: u64 BE] [data_ts: u64 BE, if data]
+//! ```
 
 use base::Timestamp;
 
@@ -94,6 +101,84 @@ impl Version {
             start_ts,
             value: bytes[10..].to_vec(),
         })
+    }
+}
+
+/// A key's entry in the newest-version index: enough to answer a read at or above the
+/// newest data version, and to tell that nothing was committed after a timestamp, with point
+/// lookups only. Kept in the same write batch as every version written or collected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Latest {
+    /// The commit timestamp of the newest record of any kind (an upper bound: garbage
+    /// collection may remove that record without lowering it).
+    pub last_ts: Timestamp,
+    /// The newest data version (`Put` or `Delete`) and its commit timestamp; `None` when the
+    /// key has no data version (only lock or rollback records, or all collected).
+    pub data: Option<(Timestamp, WriteKind)>,
+}
+
+impl Latest {
+    /// Returns the entry after a version of kind `kind` is written at `ts`.
+    pub fn with(old: Option<Latest>, ts: Timestamp, kind: WriteKind) -> Latest {
+        let last_ts = old.map_or(ts, |o| o.last_ts.max(ts));
+        let old_data = old.and_then(|o| o.data);
+        let data = match old_data {
+            Some((d, _)) if kind.is_data() && ts >= d => Some((ts, kind)),
+            None if kind.is_data() => Some((ts, kind)),
+            keep => keep,
+        };
+        Latest { last_ts, data }
+    }
+
+    /// Returns true if no record was committed after `ts`.
+    pub fn nothing_after(this: Option<Latest>, ts: Timestamp) -> bool {
+        this.is_none_or(|l| l.last_ts <= ts)
+    }
+
+    /// Returns true if no data version was committed after `ts`.
+    pub fn no_data_after(this: Option<Latest>, ts: Timestamp) -> bool {
+        this.and_then(|l| l.data).is_none_or(|(d, _)| d <= ts)
+    }
+
+    /// Encodes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18);
+        out.push(FORMAT_V1);
+        out.push(match self.data {
+            None => 0,
+            Some((_, WriteKind::Put)) => 1,
+            Some((_, _)) => 2,
+        });
+        out.extend_from_slice(&self.last_ts.get().to_be_bytes());
+        if let Some((ts, _)) = self.data {
+            out.extend_from_slice(&ts.get().to_be_bytes());
+        }
+        out
+    }
+
+    /// Decodes a record stored under `key` (used in error messages).
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Latest> {
+        let corrupt = |detail: &str| Error::Corrupt {
+            key: key.to_vec(),
+            detail: detail.into(),
+        };
+        match bytes.first() {
+            Some(&FORMAT_V1) => {}
+            Some(&v) => return Err(corrupt(&format!("unknown latest record format {v}"))),
+            None => return Err(corrupt("empty latest record")),
+        }
+        let want = if bytes.get(1) == Some(&0) { 10 } else { 18 };
+        if bytes.len() != want {
+            return Err(corrupt("latest record of the wrong length"));
+        }
+        let last_ts = Timestamp::new(read_u64(&bytes[2..10]));
+        let data = match bytes[1] {
+            0 => None,
+            1 => Some((Timestamp::new(read_u64(&bytes[10..18])), WriteKind::Put)),
+            2 => Some((Timestamp::new(read_u64(&bytes[10..18])), WriteKind::Delete)),
+            k => return Err(corrupt(&format!("unknown latest data kind {k}"))),
+        };
+        Ok(Latest { last_ts, data })
     }
 }
 
@@ -289,6 +374,46 @@ mod tests {
     /// Bytes written by format 1; they must keep decoding to the same records.
     const VERSION_PUT_V1: &[u8] = b"\x01\x01\x00\x00\x00\x00\x00\x00\x00\x2a\x68\x69";
     const LOCK_PUT_V1: &[u8] = b"\x01\x01\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x0b\xb8\x00\x00\x00\x01\x70\x76";
+
+    const LATEST_PUT_V1: &[u8] =
+        b"\x01\x01\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x07";
+
+    #[test]
+    fn latest_fixture_decodes_and_updates() {
+        let l = Latest::decode(b"k", LATEST_PUT_V1).unwrap();
+        let want = Latest {
+            last_ts: Timestamp::new(9),
+            data: Some((Timestamp::new(7), WriteKind::Put)),
+        };
+        assert_eq!(l, want);
+        assert_eq!(l.encode(), LATEST_PUT_V1);
+        let t = Timestamp::new;
+        // A lock record raises only the last timestamp; an older rollback changes nothing
+        // but stays covered; a newer delete becomes the data version.
+        let l2 = Latest::with(Some(l), t(12), WriteKind::Lock);
+        assert_eq!(l2.last_ts, t(12));
+        assert_eq!(l2.data, l.data);
+        assert_eq!(Latest::with(Some(l2), t(3), WriteKind::Rollback), l2);
+        let l3 = Latest::with(Some(l2), t(15), WriteKind::Delete);
+        assert_eq!(l3.data, Some((t(15), WriteKind::Delete)));
+        let only_rollback = Latest::with(None, t(4), WriteKind::Rollback);
+        assert_eq!(only_rollback.data, None);
+        for rec in [l3, only_rollback] {
+            assert_eq!(Latest::decode(b"k", &rec.encode()).unwrap(), rec);
+        }
+        assert!(Latest::nothing_after(Some(l3), t(15)));
+        assert!(!Latest::nothing_after(Some(l3), t(14)));
+        assert!(Latest::no_data_after(Some(only_rollback), t(0)));
+        assert!(Latest::no_data_after(None, t(0)));
+        assert!(Latest::decode(b"k", b"\x01\x01\x00").is_err());
+        assert!(
+            Latest::decode(
+                b"k",
+                b"\x01\x05\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x07"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn version_fixture_decodes() {

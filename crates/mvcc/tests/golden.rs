@@ -89,6 +89,17 @@ fn describe_record(ks: Keyspace, key: &[u8], value: Option<&[u8]>) -> String {
             }
             None => format!("lock {}", show(key)),
         },
+        Keyspace::Latest => match value {
+            Some(v) => {
+                let l = mvcc::Latest::decode(key, v).unwrap();
+                let data = match l.data {
+                    Some((t, kind)) => format!("{kind:?}@{t}"),
+                    None => "none".into(),
+                };
+                format!("latest {} = last={} data={data}", show(key), l.last_ts)
+            }
+            None => format!("latest {}", show(key)),
+        },
         other => format!("{other:?} {}", show(key)),
     }
 }
@@ -165,7 +176,7 @@ impl Runner {
 
     fn dump(&self) -> Res {
         let mut out = String::new();
-        for ks in [Keyspace::Mvcc, Keyspace::Locks] {
+        for ks in [Keyspace::Mvcc, Keyspace::Locks, Keyspace::Latest] {
             for kv in self.engine.scan(
                 ks,
                 std::ops::Bound::Unbounded,

@@ -1,6 +1,7 @@
 //! Model check of MVCC reads: random committed histories, reads at random timestamps
 //! (gets and scans, both directions, with limits) compared with a simple model, before and
-//! after garbage collection at a random safe point.
+//! after garbage collection at a random safe point; and the newest-version index checked
+//! against the versions it summarizes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -87,6 +88,17 @@ proptest! {
                     }
                 }
                 prop_assert_eq!(got, want);
+            }
+            // The newest-version index agrees with the versions it summarizes.
+            for k in model.keys() {
+                let versions: Vec<_> = reader.versions(k, Timestamp::MAX).map(|v| v.unwrap()).collect();
+                let latest = reader.latest(k).unwrap();
+                prop_assert_eq!(latest.is_some(), !versions.is_empty());
+                let newest_data = versions.iter().find(|(_, v)| v.kind.is_data()).map(|(t, v)| (*t, v.kind));
+                prop_assert_eq!(latest.and_then(|l| l.data), newest_data);
+                if let (Some(l), Some((t, _))) = (latest, versions.first()) {
+                    prop_assert!(l.last_ts >= *t);
+                }
             }
             Ok(())
         };

@@ -16,11 +16,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use base::{IndexId, TableId, TenantId};
+use base::{IndexId, TableId, TenantId, Timestamp};
 use codec::key::Direction;
 use codec::layout;
 use serde::{Deserialize, Serialize};
-use txn::{Span, Transaction};
+use txn::{Span, Transaction, TxnClient};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::types::SqlType;
@@ -512,30 +512,146 @@ impl Catalog {
 }
 
 /// A node's cache of the last loaded catalog.
-#[derive(Default)]
+///
+/// Every statement needs the catalog as of its transaction's read timestamp. Reading the
+/// catalog version key for that is a store read per statement; the cache avoids it while it
+/// can prove the version has not changed:
+///
+/// - every DDL transaction on this node holds a [`DdlGuard`] from before it commits until
+///   after its commit (or rollback) returns; taking one bumps an epoch;
+/// - after a miss, with no DDL in flight, the cache reads the version in a fresh
+///   transaction at `t0` and, if nothing started meanwhile, marks the cached catalog valid
+///   for every read timestamp at or above `t0` in that epoch. Any DDL that committed before
+///   has a commit timestamp below `t0`; any that starts later bumps the epoch before it
+///   takes its commit timestamp, which is then above the read timestamp of every statement
+///   that already used the cache.
+///
+/// A statement served from the cache still records the version key in its read set, so a
+/// writing transaction that overlaps a DDL fails validation at commit exactly as if it had
+/// read the key. This assumes the node is the only writer of its tenant's catalog, which
+/// holds on a single node; a cluster needs descriptor leases instead.
 pub struct CatalogCache {
-    current: std::sync::Mutex<Option<Arc<Catalog>>>,
+    client: TxnClient,
+    state: Arc<std::sync::Mutex<CacheState>>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    current: Option<Arc<Catalog>>,
+    /// Bumped when a DDL transaction takes its guard.
+    epoch: u64,
+    ddl_in_flight: usize,
+    /// `(t0, epoch)`: `current` is the catalog at every timestamp at or above `t0` for as
+    /// long as the epoch is unchanged and no DDL is in flight.
+    valid: Option<(Timestamp, u64)>,
+    refreshing: bool,
+}
+
+/// Held by a transaction that changes the catalog, from before its commit until after it;
+/// see [`CatalogCache`].
+pub struct DdlGuard {
+    state: Arc<std::sync::Mutex<CacheState>>,
+}
+
+impl Drop for DdlGuard {
+    fn drop(&mut self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.ddl_in_flight -= 1;
+        st.valid = None;
+    }
 }
 
 impl CatalogCache {
-    /// Returns the catalog as of `txn`, reusing the cached one if its version matches.
+    /// Returns an empty cache; `client` runs its validity checks.
+    pub fn new(client: TxnClient) -> Self {
+        CatalogCache {
+            client,
+            state: Arc::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks a catalog change in flight until the guard is dropped.
+    pub fn begin_ddl(&self) -> DdlGuard {
+        let mut st = self.state();
+        st.epoch += 1;
+        st.ddl_in_flight += 1;
+        st.valid = None;
+        DdlGuard {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Returns the catalog as of `txn`, reusing the cached one if it is known to be current
+    /// or its version matches.
     pub async fn get(&self, txn: &mut Transaction, tenant: TenantId) -> Result<Arc<Catalog>> {
+        if let Some(c) = self.known_current(txn.read_ts()) {
+            txn.note_read(&meta_key(tenant));
+            return Ok(c);
+        }
         let version = Catalog::read_version(txn, tenant).await?;
+        let cached = self.state().current.clone();
         if version > 0
-            && let Some(c) = self
-                .current
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
+            && let Some(c) = cached
             && c.version == version
         {
-            return Ok(c.clone());
+            self.refresh(tenant).await;
+            return Ok(c);
         }
         let cat = Arc::new(Catalog::load(txn, tenant).await?);
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if cur.as_ref().is_none_or(|c| c.version < cat.version) {
-            *cur = Some(cat.clone());
+        if version > 0 {
+            // Only a committed catalog is cached (not one this transaction bootstrapped).
+            let mut st = self.state();
+            if st.current.as_ref().is_none_or(|c| c.version < cat.version) {
+                st.current = Some(cat.clone());
+                st.valid = None;
+            }
         }
         Ok(cat)
+    }
+
+    fn known_current(&self, read_ts: Timestamp) -> Option<Arc<Catalog>> {
+        let st = self.state();
+        match st.valid {
+            Some((t0, epoch)) if st.ddl_in_flight == 0 && epoch == st.epoch && read_ts >= t0 => {
+                st.current.clone()
+            }
+            _ => None,
+        }
+    }
+
+    /// Tries to prove the cached catalog current from a fresh timestamp on (see the type's
+    /// documentation). Failures only leave the cache unproven.
+    async fn refresh(&self, tenant: TenantId) {
+        let (epoch, version) = {
+            let mut st = self.state();
+            let Some(version) = st.current.as_ref().map(|c| c.version) else {
+                return;
+            };
+            if st.ddl_in_flight > 0 || st.valid.is_some() || st.refreshing {
+                return;
+            }
+            st.refreshing = true;
+            (st.epoch, version)
+        };
+        let checked = async {
+            let mut t = self.client.begin().await.ok()?;
+            let v = Catalog::read_version(&mut t, tenant).await.ok();
+            let _ = t.rollback().await;
+            (v? == version).then(|| t.read_ts())
+        }
+        .await;
+        let mut st = self.state();
+        st.refreshing = false;
+        if let Some(t0) = checked
+            && st.epoch == epoch
+            && st.ddl_in_flight == 0
+            && st.current.as_ref().is_some_and(|c| c.version == version)
+        {
+            st.valid = Some((t0, epoch));
+        }
     }
 }

@@ -21,7 +21,7 @@ use sqlparser::ast::{self as ast, Statement};
 use txn::{Savepoint, Transaction, TxnClient};
 
 use crate::binder::{Binder, DeletePlan, InsertPlan, InsertSource, UpdatePlan};
-use crate::catalog::{Catalog, CatalogCache};
+use crate::catalog::{Catalog, CatalogCache, DdlGuard};
 use crate::copy::{self, CopyFormat};
 use crate::ddl::DdlCtx;
 use crate::error::{Error, ErrorKind, Result};
@@ -53,9 +53,9 @@ impl SqlEngine {
     pub fn new(client: TxnClient, clock: Arc<dyn Clock>) -> Arc<SqlEngine> {
         Arc::new(SqlEngine {
             sequences: Sequences::new(client.clone(), clock.clone()),
+            catalog: CatalogCache::new(client.clone()),
             client,
             tenant: TenantId::SYSTEM,
-            catalog: CatalogCache::default(),
             clock,
             next_pid: AtomicI32::new(1000),
         })
@@ -197,6 +197,8 @@ struct TxnState {
     read_only: bool,
     /// The catalog as changed by DDL earlier in this transaction.
     catalog: Option<Arc<Catalog>>,
+    /// Held from the first DDL until the transaction ends (see [`CatalogCache`]).
+    ddl: Option<DdlGuard>,
     savepoints: Vec<(String, Savepoint)>,
     started: DateTime<Utc>,
     /// Settings when the transaction began (restored by ROLLBACK) and as they will be
@@ -571,6 +573,7 @@ impl Session {
                 failed: false,
                 read_only: false,
                 catalog: None,
+                ddl: None,
                 savepoints: vec![],
                 started: Utc::now(),
                 settings_at_begin: BTreeMap::new(),
@@ -628,6 +631,7 @@ impl Session {
             failed: false,
             read_only,
             catalog: None,
+            ddl: None,
             savepoints: vec![],
             started: Utc::now(),
             settings_at_begin: self.settings.clone(),
@@ -996,6 +1000,9 @@ impl Session {
                             format!("{what} cannot run inside a transaction block"),
                         ));
                     }
+                }
+                if state.ddl.is_none() {
+                    state.ddl = Some(engine.catalog.begin_ddl());
                 }
                 let mut cat = (*catalog).clone();
                 let (tag, notice) = {

@@ -26,16 +26,22 @@ pub enum Keyspace {
     RaftState,
     /// Node-local system data: store identity, the timestamp oracle's high-water mark.
     System,
+    /// The newest-version index of MVCC: for every key with versions, the commit
+    /// timestamps of its newest version and of its newest data version, so that a point
+    /// read is two point lookups (which the LSM's bloom filters serve) instead of a range
+    /// scan over every level.
+    Latest,
 }
 
 impl Keyspace {
     /// Every keyspace, in index order.
-    pub const ALL: [Keyspace; 5] = [
+    pub const ALL: [Keyspace; 6] = [
         Keyspace::Mvcc,
         Keyspace::Locks,
         Keyspace::RaftLog,
         Keyspace::RaftState,
         Keyspace::System,
+        Keyspace::Latest,
     ];
 
     /// Returns the keyspace's name on disk.
@@ -46,6 +52,7 @@ impl Keyspace {
             Keyspace::RaftLog => "raft_log",
             Keyspace::RaftState => "raft_state",
             Keyspace::System => "system",
+            Keyspace::Latest => "latest",
         }
     }
 

@@ -42,6 +42,18 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    /// The store was written by an older version of Tessera whose format this binary no
+    /// longer reads (there is no in-place upgrade before 1.0).
+    #[error(
+        "store at {path} has format version {found}, older than the oldest this binary reads \
+         ({oldest}); export it with the binary that wrote it (COPY ... TO STDOUT) and load it \
+         into a new store"
+    )]
+    OlderFormat {
+        path: PathBuf,
+        found: u32,
+        oldest: u32,
+    },
     /// The directory holds something other than a Tessera store.
     #[error("{path} is not a Tessera store: {detail}")]
     NotAStore { path: PathBuf, detail: String },

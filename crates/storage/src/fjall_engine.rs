@@ -68,8 +68,10 @@ impl FjallEngine {
         let spaces = Keyspace::ALL
             .iter()
             .map(|ks| {
-                db.keyspace(ks.name(), fjall::KeyspaceCreateOptions::default)
-                    .map_err(|e| Error::from_fjall("opening a keyspace", dir, e))
+                db.keyspace(ks.name(), || {
+                    fjall::KeyspaceCreateOptions::default().max_memtable_size(memtable_size(*ks))
+                })
+                .map_err(|e| Error::from_fjall("opening a keyspace", dir, e))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(FjallEngine {
@@ -197,6 +199,20 @@ impl ReadView for FjallSnapshot {
             .snap
             .range::<&[u8], _>(&self.spaces[ks.index()], (start, end));
         wrap_iter(iter, reverse, self.path.clone())
+    }
+}
+
+/// The memtable size of each keyspace (fixed when the keyspace is created). Point reads
+/// search the memtables' skiplists, whose cost grows with the number of entries, while
+/// flushed tables are skipped by their bloom filters: the keyspaces of small, hot,
+/// overwritten records (locks and the newest-version index) keep small memtables.
+fn memtable_size(ks: Keyspace) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    match ks {
+        Keyspace::Locks => 4 * MIB,
+        Keyspace::Latest => 8 * MIB,
+        Keyspace::Mvcc => 32 * MIB,
+        Keyspace::RaftLog | Keyspace::RaftState | Keyspace::System => 16 * MIB,
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tessera-store
-//! format-version = 1
+//! format-version = 2
 //! key-layout-version = 1
 //! ```
 //!
@@ -20,7 +20,14 @@ use crate::error::{Error, Result};
 
 /// Version of the on-disk format written by this code: the keyspaces and how records in
 /// them are framed. Bump it when old binaries must not open new stores.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first format.
+/// - 2: adds the `latest` keyspace (MVCC's newest-version index); a format-1 store lacks it,
+///   so its data would read as missing, and it is refused.
+pub const STORE_FORMAT_VERSION: u32 = 2;
+
+/// The oldest store format this binary reads.
+pub const OLDEST_READABLE_FORMAT: u32 = 2;
 
 /// Name of the manifest file inside a store directory.
 pub(crate) const MANIFEST_FILE: &str = "TESSERA_STORE";
@@ -101,6 +108,13 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Manifest> {
                     supported: STORE_FORMAT_VERSION,
                 });
             }
+            if m.format_version < OLDEST_READABLE_FORMAT {
+                return Err(Error::OlderFormat {
+                    path: dir.to_path_buf(),
+                    found: m.format_version,
+                    oldest: OLDEST_READABLE_FORMAT,
+                });
+            }
             if m.key_layout_version > codec::layout::KEY_LAYOUT_VERSION {
                 return Err(Error::NewerFormat {
                     path: dir.to_path_buf(),
@@ -174,13 +188,26 @@ mod tests {
                 err,
                 Error::NewerFormat {
                     found: 9,
-                    supported: 1,
+                    supported: STORE_FORMAT_VERSION,
                     ..
                 }
             ),
             "{err}"
         );
         assert!(err.to_string().contains("format version 9"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_format_too_old_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "tessera-store\nformat-version = 1\nkey-layout-version = 1\n",
+        )
+        .unwrap();
+        let err = open_or_create(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::OlderFormat { found: 1, .. }), "{err}");
+        assert!(err.to_string().contains("older than the oldest"), "{err}");
     }
 
     #[test]

@@ -77,6 +77,21 @@ impl Transaction {
         self.start_ts
     }
 
+    /// Returns the timestamp reads see now (the start timestamp, or later after a read
+    /// refresh).
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// Records a read of `key` whose value the caller knows without asking the store (a
+    /// node-local cache known to be current at the read timestamp): commit validates it as
+    /// if it had been read.
+    pub fn note_read(&mut self, key: &[u8]) {
+        if self.writes.get(key).is_none() {
+            self.reads.keys.entry(key.to_vec()).or_insert(self.read_ts);
+        }
+    }
+
     /// Returns true if the transaction has written or locked nothing.
     pub fn is_read_only(&self) -> bool {
         self.writes.is_empty() && self.locked.is_empty()

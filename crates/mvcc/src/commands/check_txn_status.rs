@@ -40,7 +40,7 @@ pub fn check_txn_status<R: ReadView + ?Sized>(
     {
         if lock.is_expired(now) {
             batch.delete(Keyspace::Locks, primary.to_vec());
-            put_rollback(batch, primary, start_ts);
+            put_rollback(reader, batch, primary, start_ts)?;
             return Ok(TxnStatus::RolledBack);
         }
         return Ok(TxnStatus::Locked {
@@ -51,7 +51,7 @@ pub fn check_txn_status<R: ReadView + ?Sized>(
         Some((_, v)) if v.kind == WriteKind::Rollback => TxnStatus::RolledBack,
         Some((commit_ts, _)) => TxnStatus::Committed(commit_ts),
         None if rollback_if_missing => {
-            put_rollback(batch, primary, start_ts);
+            put_rollback(reader, batch, primary, start_ts)?;
             TxnStatus::RolledBack
         }
         None => TxnStatus::NotFound,

@@ -38,7 +38,7 @@ pub fn commit<R: ReadView + ?Sized>(
                     start_ts,
                     value: lock.value,
                 };
-                put_version(batch, key, commit_ts, &version);
+                put_version(reader, batch, key, commit_ts, &version)?;
                 batch.delete(Keyspace::Locks, key.clone());
             }
             _ => match reader.txn_record(key, start_ts)? {

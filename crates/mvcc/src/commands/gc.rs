@@ -37,37 +37,40 @@ pub fn gc<R: ReadView + ?Sized>(
     let hi = (!span.end.is_empty()).then(|| key::prefix(&span.end));
     let hi_bound = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     let mut out = GcOutcome::default();
-    let mut current: Vec<u8> = Vec::new();
-    let mut seen_visible = false;
+    let mut key = KeyGc::default();
     for kv in reader
         .view()
         .scan(Keyspace::Mvcc, Bound::Included(&lo), hi_bound, false)
     {
         let (k, v) = kv?;
         let (prefix, cts) = key::split(&k)?;
-        if prefix != current.as_slice() {
+        if prefix != key.prefix.as_slice() {
+            key.finish(reader, batch)?;
             if out.keys_scanned == max_keys {
                 out.resume = Some(key::user_key(prefix)?);
                 break;
             }
-            current.clear();
-            current.extend_from_slice(prefix);
-            seen_visible = false;
+            key = KeyGc {
+                prefix: prefix.to_vec(),
+                ..KeyGc::default()
+            };
             out.keys_scanned += 1;
         }
+        key.versions += 1;
         if cts > safe_point {
             continue;
         }
-        let delete = if seen_visible {
+        let delete = if key.seen_visible {
             true
         } else {
             match Version::decode(&k, &v)?.kind {
                 WriteKind::Put => {
-                    seen_visible = true;
+                    key.seen_visible = true;
                     false
                 }
                 WriteKind::Delete => {
-                    seen_visible = true;
+                    key.seen_visible = true;
+                    key.deleted_data = Some(cts);
                     true
                 }
                 WriteKind::Lock | WriteKind::Rollback => true,
@@ -75,8 +78,50 @@ pub fn gc<R: ReadView + ?Sized>(
         };
         if delete {
             batch.delete(Keyspace::Mvcc, k);
+            key.deleted += 1;
             out.versions_deleted += 1;
         }
     }
+    if out.resume.is_none() {
+        key.finish(reader, batch)?;
+    }
     Ok(out)
+}
+
+/// The collection of one key's versions, to bring its newest-version index entry in line.
+#[derive(Default)]
+struct KeyGc {
+    prefix: Vec<u8>,
+    versions: usize,
+    deleted: usize,
+    seen_visible: bool,
+    /// The timestamp of a collected delete (the newest data version at or below the safe
+    /// point; older data versions go with it).
+    deleted_data: Option<Timestamp>,
+}
+
+impl KeyGc {
+    fn finish<R: ReadView + ?Sized>(
+        &self,
+        reader: &MvccReader<'_, R>,
+        batch: &mut WriteBatch,
+    ) -> Result<()> {
+        if self.deleted == 0 {
+            return Ok(());
+        }
+        let user_key = key::user_key(&self.prefix)?;
+        if self.deleted == self.versions {
+            batch.delete(Keyspace::Latest, user_key);
+            return Ok(());
+        }
+        if let Some(mut latest) = reader.latest(&user_key)?
+            && latest
+                .data
+                .is_some_and(|(ts, _)| Some(ts) == self.deleted_data)
+        {
+            latest.data = None;
+            batch.put(Keyspace::Latest, user_key, latest.encode());
+        }
+        Ok(())
+    }
 }

@@ -42,7 +42,7 @@ pub fn commit_one_phase<R: ReadView + ?Sized>(
         if let Newer::AlreadyCommitted = check_newer(reader, &key, start_ts, base)? {
             continue;
         }
-        put_version(batch, &key, commit_ts, &m.into_version(start_ts));
+        put_version(reader, batch, &key, commit_ts, &m.into_version(start_ts))?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use storage::{Keyspace, ReadView, WriteBatch};
 use super::{Newer, check_newer};
 use crate::error::{Error, Result};
 use crate::reader::{MvccReader, lock_info};
-use crate::record::{Lock, LockKind, WriteKind};
+use crate::record::{Lock, LockKind};
 
 /// Locks `key` for transaction `txn` at `for_update_ts` (a timestamp taken after the lock
 /// was requested) and returns the key's latest value.
@@ -50,18 +50,7 @@ pub fn acquire_pessimistic_lock<R: ReadView + ?Sized>(
             start_ts: txn.start_ts,
         });
     }
-    let mut value = None;
-    for item in reader.versions(key, for_update_ts) {
-        let (_, v) = item?;
-        match v.kind {
-            WriteKind::Put => {
-                value = Some(v.value);
-                break;
-            }
-            WriteKind::Delete => break,
-            WriteKind::Lock | WriteKind::Rollback => {}
-        }
-    }
+    let value = reader.value_at(key, for_update_ts)?;
     let lock = Lock {
         kind: LockKind::Pessimistic,
         primary: txn.primary.clone(),

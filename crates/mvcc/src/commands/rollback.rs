@@ -22,7 +22,7 @@ pub fn rollback<R: ReadView + ?Sized>(
             && lock.start_ts == start_ts
         {
             batch.delete(Keyspace::Locks, key.clone());
-            put_rollback(batch, key, start_ts);
+            put_rollback(reader, batch, key, start_ts)?;
             continue;
         }
         match reader.txn_record(key, start_ts)? {
@@ -33,7 +33,7 @@ pub fn rollback<R: ReadView + ?Sized>(
                     commit_ts,
                 });
             }
-            None => put_rollback(batch, key, start_ts),
+            None => put_rollback(reader, batch, key, start_ts)?,
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use storage::{Keyspace, ReadView};
 use crate::error::{Error, Result};
 use crate::key;
 use crate::reader::{MvccReader, Span};
-use crate::record::{Lock, Version};
+use crate::record::{Latest, Lock, Version};
 
 /// What a transaction read, each with the timestamp it read at (its start timestamp, or
 /// a later one for keys it locked for update).
@@ -85,13 +85,15 @@ fn check_key<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     commit_ts: Timestamp,
 ) -> Result<()> {
-    for item in reader.versions(key, commit_ts) {
-        let (cts, version) = item?;
-        if cts <= read_ts {
-            break;
-        }
-        if conflicts(&version, start_ts) {
-            return Err(read_conflict(key, read_ts, cts, commit_ts));
+    if !Latest::no_data_after(reader.latest(key)?, read_ts) {
+        for item in reader.versions(key, commit_ts) {
+            let (cts, version) = item?;
+            if cts <= read_ts {
+                break;
+            }
+            if conflicts(&version, start_ts) {
+                return Err(read_conflict(key, read_ts, cts, commit_ts));
+            }
         }
     }
     if let Some(lock) = reader.lock(key)? {
