@@ -1,0 +1,80 @@
+//! The replicated command: a write batch evaluated by the leaseholder.
+
+use serde::{Deserialize, Serialize};
+use storage::{Keyspace, WriteBatch};
+
+/// The keyspaces a command may write: a range's replicated data.
+const REPLICATED: [Keyspace; 3] = [Keyspace::Mvcc, Keyspace::Locks, Keyspace::Latest];
+
+/// One put (`Some`) or delete (`None`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Op {
+    keyspace: u8,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// A write batch to apply on every replica, in log order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    ops: Vec<Op>,
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "write batch of {} ops", self.ops.len())
+    }
+}
+
+/// A batch that writes outside a range's replicated keyspaces.
+#[derive(Debug, thiserror::Error)]
+#[error("a replicated command may not write the {0:?} keyspace")]
+pub struct NotReplicated(pub Keyspace);
+
+impl Command {
+    /// Returns the command that applies `batch`.
+    pub fn from_batch(batch: &WriteBatch) -> Result<Command, NotReplicated> {
+        let ops = batch
+            .ops()
+            .iter()
+            .map(|op| {
+                if !REPLICATED.contains(&op.ks) {
+                    return Err(NotReplicated(op.ks));
+                }
+                Ok(Op {
+                    keyspace: op.ks.index() as u8,
+                    key: op.key.clone(),
+                    value: op.value.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Command { ops })
+    }
+
+    /// Adds the command's writes to `batch`. A keyspace outside the replicated ones (a
+    /// corrupt or foreign entry) is an error, not a silent write elsewhere.
+    pub(crate) fn add_to(&self, batch: &mut WriteBatch) -> std::io::Result<()> {
+        for op in &self.ops {
+            let ks = Keyspace::ALL
+                .get(usize::from(op.keyspace))
+                .copied()
+                .filter(|ks| REPLICATED.contains(ks))
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("log entry writes unknown keyspace {}", op.keyspace),
+                    )
+                })?;
+            match &op.value {
+                Some(v) => batch.put(ks, op.key.clone(), v.clone()),
+                None => batch.delete(ks, op.key.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the keyspaces a command writes (what a snapshot of a range holds).
+    pub fn replicated_keyspaces() -> &'static [Keyspace] {
+        &REPLICATED
+    }
+}

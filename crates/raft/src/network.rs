@@ -1,0 +1,181 @@
+//! An in-process network between replicas, with link filters for fault tests: a message
+//! over a cut link fails as if the peer were unreachable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{BasicNode, OptionalSend};
+use storage::Engine;
+
+use crate::{Raft, TypeConfig};
+
+struct Links<E: Engine> {
+    nodes: BTreeMap<u64, Raft<E>>,
+    /// Directed links that drop every message: `(from, to)`.
+    cut: BTreeSet<(u64, u64)>,
+}
+
+/// The replicas of one process, reachable by node id.
+pub struct LocalNetwork<E: Engine> {
+    links: Arc<Mutex<Links<E>>>,
+}
+
+impl<E: Engine> Clone for LocalNetwork<E> {
+    fn clone(&self) -> Self {
+        LocalNetwork {
+            links: self.links.clone(),
+        }
+    }
+}
+
+impl<E: Engine> Default for LocalNetwork<E> {
+    fn default() -> Self {
+        LocalNetwork {
+            links: Arc::new(Mutex::new(Links {
+                nodes: BTreeMap::new(),
+                cut: BTreeSet::new(),
+            })),
+        }
+    }
+}
+
+impl<E: Engine> LocalNetwork<E> {
+    fn links(&self) -> std::sync::MutexGuard<'_, Links<E>> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the sending side of node `from`, for [`openraft::Raft::new`].
+    pub fn endpoint(&self, from: u64) -> Endpoint<E> {
+        Endpoint {
+            net: self.clone(),
+            from,
+        }
+    }
+
+    /// Makes node `id` reachable.
+    pub fn add(&self, id: u64, raft: Raft<E>) {
+        self.links().nodes.insert(id, raft);
+    }
+
+    /// Makes node `id` unreachable (a crashed process) and returns its handle.
+    pub fn remove(&self, id: u64) -> Option<Raft<E>> {
+        self.links().nodes.remove(&id)
+    }
+
+    /// Returns node `id`'s handle.
+    pub fn get(&self, id: u64) -> Option<Raft<E>> {
+        self.links().nodes.get(&id).cloned()
+    }
+
+    /// Cuts every link between `id` and the other nodes, both ways.
+    pub fn isolate(&self, id: u64) {
+        let mut l = self.links();
+        let others: Vec<u64> = l.nodes.keys().copied().filter(|&n| n != id).collect();
+        for n in others {
+            l.cut.insert((id, n));
+            l.cut.insert((n, id));
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.links().cut.clear();
+    }
+
+    fn route(&self, from: u64, to: u64) -> Result<Raft<E>, Unreachable<TypeConfig>> {
+        let l = self.links();
+        if l.cut.contains(&(from, to)) {
+            return Err(Unreachable::from_string(format!(
+                "link {from} -> {to} is cut"
+            )));
+        }
+        l.nodes
+            .get(&to)
+            .cloned()
+            .ok_or_else(|| Unreachable::from_string(format!("node {to} is down")))
+    }
+}
+
+/// The network as seen by one node.
+pub struct Endpoint<E: Engine> {
+    net: LocalNetwork<E>,
+    from: u64,
+}
+
+/// A connection from one node to another.
+pub struct Connection<E: Engine> {
+    net: LocalNetwork<E>,
+    from: u64,
+    to: u64,
+}
+
+impl<E: Engine> RaftNetworkFactory<TypeConfig> for Endpoint<E> {
+    type Network = Connection<E>;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Connection<E> {
+        Connection {
+            net: self.net.clone(),
+            from: self.from,
+            to: target,
+        }
+    }
+}
+
+fn unreachable(e: &impl std::error::Error) -> Unreachable<TypeConfig> {
+    Unreachable::from_string(e.to_string())
+}
+
+impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let peer = self.net.route(self.from, self.to)?;
+        let resp = peer
+            .append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::Unreachable(unreachable(&e)))?;
+        // A reply over a link cut meanwhile is lost too.
+        self.net.route(self.to, self.from)?;
+        Ok(resp)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let peer = self.net.route(self.from, self.to)?;
+        let resp = peer
+            .vote(rpc)
+            .await
+            .map_err(|e| RPCError::Unreachable(unreachable(&e)))?;
+        self.net.route(self.to, self.from)?;
+        Ok(resp)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: VoteOf<TypeConfig>,
+        snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
+        _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let peer = self.net.route(self.from, self.to)?;
+        let resp = peer
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| StreamingError::Unreachable(unreachable(&e)))?;
+        self.net.route(self.to, self.from)?;
+        Ok(resp)
+    }
+}
