@@ -48,7 +48,7 @@ fn check_newer<R: ReadView + ?Sized>(
 ) -> Result<Newer> {
     // Nothing at or above `base`: no newer write, and no record of this transaction (its
     // records are at or above its start, and `base >= start_ts`).
-    if reader.latest(key)?.is_none_or(|l| l.last_ts < base) {
+    if Latest::nothing_since(reader.latest(key)?, base) {
         return Ok(Newer::None);
     }
     for item in reader.versions(key, Timestamp::MAX) {

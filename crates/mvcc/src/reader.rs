@@ -180,7 +180,7 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
         start_ts: Timestamp,
     ) -> Result<Option<(Timestamp, Version)>> {
         // Every record of the transaction is at or above its start timestamp.
-        if self.latest(key)?.is_none_or(|l| l.last_ts < start_ts) {
+        if Latest::nothing_since(self.latest(key)?, start_ts) {
             return Ok(None);
         }
         for item in self.versions(key, Timestamp::MAX) {

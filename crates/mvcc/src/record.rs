@@ -25,6 +25,23 @@ use crate::error::{Error, Result};
 
 const FORMAT_V1: u8 = 1;
 
+/// Returns the error for a damaged record stored under `key`.
+fn corrupt(key: &[u8], detail: &str) -> Error {
+    Error::Corrupt {
+        key: key.to_vec(),
+        detail: detail.into(),
+    }
+}
+
+/// Checks the format byte that starts every record (`what` names the record kind).
+fn check_format(key: &[u8], bytes: &[u8], what: &str) -> Result<()> {
+    match bytes.first() {
+        Some(&FORMAT_V1) => Ok(()),
+        Some(&v) => Err(corrupt(key, &format!("unknown {what} record format {v}"))),
+        None => Err(corrupt(key, &format!("empty {what} record"))),
+    }
+}
+
 /// What a committed version records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteKind {
@@ -76,15 +93,8 @@ impl Version {
 
     /// Decodes a record stored under `key` (used in error messages).
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Version> {
-        let corrupt = |detail: &str| Error::Corrupt {
-            key: key.to_vec(),
-            detail: detail.into(),
-        };
-        match bytes.first() {
-            Some(&FORMAT_V1) => {}
-            Some(&v) => return Err(corrupt(&format!("unknown version record format {v}"))),
-            None => return Err(corrupt("empty version record")),
-        }
+        check_format(key, bytes, "version")?;
+        let corrupt = |detail: &str| corrupt(key, detail);
         if bytes.len() < 10 {
             return Err(corrupt("truncated version record"));
         }
@@ -130,9 +140,9 @@ impl Latest {
         Latest { last_ts, data }
     }
 
-    /// Returns true if no record was committed after `ts`.
-    pub fn nothing_after(this: Option<Latest>, ts: Timestamp) -> bool {
-        this.is_none_or(|l| l.last_ts <= ts)
+    /// Returns true if no record was committed at or after `ts`.
+    pub fn nothing_since(this: Option<Latest>, ts: Timestamp) -> bool {
+        this.is_none_or(|l| l.last_ts < ts)
     }
 
     /// Returns true if no data version was committed after `ts`.
@@ -158,15 +168,8 @@ impl Latest {
 
     /// Decodes a record stored under `key` (used in error messages).
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Latest> {
-        let corrupt = |detail: &str| Error::Corrupt {
-            key: key.to_vec(),
-            detail: detail.into(),
-        };
-        match bytes.first() {
-            Some(&FORMAT_V1) => {}
-            Some(&v) => return Err(corrupt(&format!("unknown latest record format {v}"))),
-            None => return Err(corrupt("empty latest record")),
-        }
+        check_format(key, bytes, "latest")?;
+        let corrupt = |detail: &str| corrupt(key, detail);
         let want = if bytes.get(1) == Some(&0) { 10 } else { 18 };
         if bytes.len() != want {
             return Err(corrupt("latest record of the wrong length"));
@@ -256,15 +259,8 @@ impl Lock {
 
     /// Decodes a lock stored under `key` (used in error messages).
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Lock> {
-        let corrupt = |detail: &str| Error::Corrupt {
-            key: key.to_vec(),
-            detail: detail.into(),
-        };
-        match bytes.first() {
-            Some(&FORMAT_V1) => {}
-            Some(&v) => return Err(corrupt(&format!("unknown lock record format {v}"))),
-            None => return Err(corrupt("empty lock record")),
-        }
+        check_format(key, bytes, "lock")?;
+        let corrupt = |detail: &str| corrupt(key, detail);
         if bytes.len() < 30 {
             return Err(corrupt("truncated lock record"));
         }
@@ -401,8 +397,8 @@ mod tests {
         for rec in [l3, only_rollback] {
             assert_eq!(Latest::decode(b"k", &rec.encode()).unwrap(), rec);
         }
-        assert!(Latest::nothing_after(Some(l3), t(15)));
-        assert!(!Latest::nothing_after(Some(l3), t(14)));
+        assert!(Latest::nothing_since(Some(l3), t(16)));
+        assert!(!Latest::nothing_since(Some(l3), t(15)));
         assert!(Latest::no_data_after(Some(only_rollback), t(0)));
         assert!(Latest::no_data_after(None, t(0)));
         assert!(Latest::decode(b"k", b"\x01\x01\x00").is_err());
