@@ -55,16 +55,7 @@ impl Command {
     /// corrupt or foreign entry) is an error, not a silent write elsewhere.
     pub(crate) fn add_to(&self, batch: &mut WriteBatch) -> std::io::Result<()> {
         for op in &self.ops {
-            let ks = Keyspace::ALL
-                .get(usize::from(op.keyspace))
-                .copied()
-                .filter(|ks| REPLICATED.contains(ks))
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("log entry writes unknown keyspace {}", op.keyspace),
-                    )
-                })?;
+            let ks = replicated_keyspace(op.keyspace, "log entry")?;
             match &op.value {
                 Some(v) => batch.put(ks, op.key.clone(), v.clone()),
                 None => batch.delete(ks, op.key.clone()),
@@ -77,4 +68,19 @@ impl Command {
     pub fn replicated_keyspaces() -> &'static [Keyspace] {
         &REPLICATED
     }
+}
+
+/// Returns the replicated keyspace stored as `index` in a log entry or snapshot (`what`);
+/// any other keyspace is corrupt or foreign data, never written.
+pub(crate) fn replicated_keyspace(index: u8, what: &str) -> std::io::Result<Keyspace> {
+    Keyspace::ALL
+        .get(usize::from(index))
+        .copied()
+        .filter(|ks| REPLICATED.contains(ks))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{what} holds unknown keyspace {index}"),
+            )
+        })
 }

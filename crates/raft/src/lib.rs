@@ -56,6 +56,18 @@ fn state_key(range: u64, what: u8) -> Vec<u8> {
     k
 }
 
+/// Reads and decodes the range's record `what` in the `raft_state` keyspace.
+fn read_state<T: serde::de::DeserializeOwned>(
+    view: &(impl storage::ReadView + ?Sized),
+    range: u64,
+    what: u8,
+) -> io::Result<Option<T>> {
+    view.get(storage::Keyspace::RaftState, &state_key(range, what))
+        .map_err(io_err)?
+        .map(|b| decode(&b))
+        .transpose()
+}
+
 fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
 }

@@ -11,7 +11,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::{LogIdOf, VoteOf};
 use storage::{Engine, GroupCommit, Keyspace, WriteBatch};
 
-use crate::{Entry, TypeConfig, decode, encode, io_err, range_prefix, state_key};
+use crate::{Entry, TypeConfig, decode, encode, io_err, range_prefix, read_state, state_key};
 
 const VOTE: u8 = b'v';
 const COMMITTED: u8 = b'c';
@@ -45,12 +45,7 @@ impl<E: Engine> LogStore<E> {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, what: u8) -> io::Result<Option<T>> {
-        self.commit
-            .engine()
-            .get(Keyspace::RaftState, &state_key(self.range, what))
-            .map_err(io_err)?
-            .map(|b| decode(&b))
-            .transpose()
+        read_state(self.commit.engine().as_ref(), self.range, what)
     }
 
     /// Writes `batch` and waits until it is durable.

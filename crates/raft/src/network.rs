@@ -127,8 +127,25 @@ impl<E: Engine> RaftNetworkFactory<TypeConfig> for Endpoint<E> {
     }
 }
 
-fn unreachable(e: &impl std::error::Error) -> Unreachable<TypeConfig> {
-    Unreachable::from_string(e.to_string())
+impl<E: Engine> Connection<E> {
+    /// Sends a request to the peer and its reply back, each over its own link: a message
+    /// over a cut link (or to a node that is down) is lost, and so is a reply over a link
+    /// cut meanwhile.
+    async fn deliver<T, Err, F>(
+        &self,
+        call: impl FnOnce(Raft<E>) -> F,
+    ) -> Result<T, Unreachable<TypeConfig>>
+    where
+        Err: std::error::Error,
+        F: std::future::Future<Output = Result<T, Err>>,
+    {
+        let peer = self.net.route(self.from, self.to)?;
+        let reply = call(peer)
+            .await
+            .map_err(|e| Unreachable::from_string(e.to_string()))?;
+        self.net.route(self.to, self.from)?;
+        Ok(reply)
+    }
 }
 
 impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
@@ -139,14 +156,9 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let peer = self.net.route(self.from, self.to)?;
-        let resp = peer
-            .append_entries(rpc)
-            .await
-            .map_err(|e| RPCError::Unreachable(unreachable(&e)))?;
-        // A reply over a link cut meanwhile is lost too.
-        self.net.route(self.to, self.from)?;
-        Ok(resp)
+        Ok(self
+            .deliver(|peer| async move { peer.append_entries(rpc).await })
+            .await?)
     }
 
     async fn vote(
@@ -154,13 +166,9 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         rpc: VoteRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let peer = self.net.route(self.from, self.to)?;
-        let resp = peer
-            .vote(rpc)
-            .await
-            .map_err(|e| RPCError::Unreachable(unreachable(&e)))?;
-        self.net.route(self.to, self.from)?;
-        Ok(resp)
+        Ok(self
+            .deliver(|peer| async move { peer.vote(rpc).await })
+            .await?)
     }
 
     async fn full_snapshot(
@@ -170,12 +178,8 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let peer = self.net.route(self.from, self.to)?;
-        let resp = peer
-            .install_full_snapshot(vote, snapshot)
-            .await
-            .map_err(|e| StreamingError::Unreachable(unreachable(&e)))?;
-        self.net.route(self.to, self.from)?;
-        Ok(resp)
+        Ok(self
+            .deliver(|peer| async move { peer.install_full_snapshot(vote, snapshot).await })
+            .await?)
     }
 }

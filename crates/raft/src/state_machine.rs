@@ -11,7 +11,8 @@ use openraft::{EntryPayload, OptionalSend, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 use storage::{Engine, GroupCommit, Keyspace, ReadView, WriteBatch};
 
-use crate::{Command, TypeConfig, decode, encode, io_err, state_key};
+use crate::command::replicated_keyspace;
+use crate::{Command, TypeConfig, decode, encode, io_err, read_state, state_key};
 
 const APPLIED: u8 = b'a';
 
@@ -67,13 +68,7 @@ impl<E: Engine> StateMachine<E> {
     }
 
     fn applied_in<R: ReadView + ?Sized>(&self, view: &R) -> io::Result<Applied> {
-        match view
-            .get(Keyspace::RaftState, &state_key(self.range, APPLIED))
-            .map_err(io_err)?
-        {
-            Some(b) => decode(&b),
-            None => Ok(Applied::default()),
-        }
+        Ok(read_state(view, self.range, APPLIED)?.unwrap_or_default())
     }
 
     fn put_applied(&self, batch: &mut WriteBatch, applied: &Applied) -> io::Result<()> {
@@ -174,17 +169,7 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             batch.delete(Keyspace::ALL[usize::from(ks)], k);
         }
         for (ks, k, v) in data.records {
-            let ks = Keyspace::ALL
-                .get(usize::from(ks))
-                .copied()
-                .filter(|ks| Command::replicated_keyspaces().contains(ks))
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("snapshot holds unknown keyspace {ks}"),
-                    )
-                })?;
-            batch.put(ks, k, v);
+            batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
         }
         let applied = Applied {
             log_id: meta.last_log_id,

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::{BasicNode, Config, ServerState};
+use openraft::{BasicNode, Config};
 use raft::network::LocalNetwork;
 use raft::{Command, LogStore, Raft, StateMachine};
-use storage::{GroupCommit, Keyspace, MemoryEngine, ReadView, WriteBatch};
+use storage::{Engine, GroupCommit, Keyspace, MemoryEngine, ReadView, WriteBatch};
 
 type E = MemoryEngine;
 const RANGE: u64 = 1;
@@ -30,10 +30,28 @@ fn config() -> Arc<Config> {
     )
 }
 
+/// Starts replica `id` of the range on `store` and makes it reachable on `net`.
+async fn start_replica<S: Engine>(
+    net: &LocalNetwork<S>,
+    id: u64,
+    store: Arc<GroupCommit<S>>,
+) -> Raft<S> {
+    let raft = Raft::new(
+        id,
+        config(),
+        net.endpoint(id),
+        LogStore::new(RANGE, store.clone()),
+        StateMachine::new(RANGE, store),
+    )
+    .await
+    .unwrap();
+    net.add(id, raft.clone());
+    raft
+}
+
 struct Cluster {
     net: LocalNetwork<E>,
     stores: BTreeMap<u64, Arc<GroupCommit<E>>>,
-    config: Arc<Config>,
 }
 
 impl Cluster {
@@ -41,7 +59,6 @@ impl Cluster {
         let mut c = Cluster {
             net: LocalNetwork::default(),
             stores: BTreeMap::new(),
-            config: config(),
         };
         for id in 1..=n {
             c.stores.insert(
@@ -59,18 +76,7 @@ impl Cluster {
 
     /// Starts (or restarts) node `id` on its store.
     async fn boot(&self, id: u64) -> Raft<E> {
-        let store = self.stores[&id].clone();
-        let raft = Raft::new(
-            id,
-            self.config.clone(),
-            self.net.endpoint(id),
-            LogStore::new(RANGE, store.clone()),
-            StateMachine::new(RANGE, store),
-        )
-        .await
-        .unwrap();
-        self.net.add(id, raft.clone());
-        raft
+        start_replica(&self.net, id, self.stores[&id].clone()).await
     }
 
     /// Waits for a leader among `candidates` that a quorum acknowledges.
@@ -258,7 +264,6 @@ async fn a_command_cannot_write_outside_the_range_keyspaces() {
     let mut b = WriteBatch::new();
     b.put(Keyspace::RaftState, b"x".to_vec(), b"y".to_vec());
     assert!(Command::from_batch(&b).is_err());
-    let _ = ServerState::Leader;
 }
 
 /// The log survives a real restart of a durable store.
@@ -272,24 +277,8 @@ async fn a_single_replica_on_fjall_keeps_its_log_across_restarts() {
             FjallEngine::open(dir.path(), &FjallConfig::for_tests()).unwrap(),
         )))
     };
-    let boot = |store: Arc<GroupCommit<FjallEngine>>| {
-        let net = net.clone();
-        async move {
-            let r = Raft::new(
-                1,
-                config(),
-                net.endpoint(1),
-                LogStore::new(RANGE, store.clone()),
-                StateMachine::new(RANGE, store),
-            )
-            .await
-            .unwrap();
-            net.add(1, r.clone());
-            r
-        }
-    };
     {
-        let r = boot(open()).await;
+        let r = start_replica(&net, 1, open()).await;
         r.initialize(BTreeMap::from([(1, BasicNode::new("n1"))]))
             .await
             .unwrap();
@@ -304,7 +293,7 @@ async fn a_single_replica_on_fjall_keeps_its_log_across_restarts() {
         r.shutdown().await.unwrap();
     }
     let store = open();
-    let r = boot(store.clone()).await;
+    let r = start_replica(&net, 1, store.clone()).await;
     r.wait(WAIT)
         .leader_with_quorum_acked(None, "leader again")
         .await
