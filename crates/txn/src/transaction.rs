@@ -88,8 +88,13 @@ impl Transaction {
     /// if it had been read.
     pub fn note_read(&mut self, key: &[u8]) {
         if self.writes.get(key).is_none() {
-            self.reads.keys.entry(key.to_vec()).or_insert(self.read_ts);
+            self.record_read(key);
         }
+    }
+
+    /// Adds a key read from the store to the read set, at the timestamp it was first read.
+    fn record_read(&mut self, key: &[u8]) {
+        self.reads.keys.entry(key.to_vec()).or_insert(self.read_ts);
     }
 
     /// Returns true if the transaction has written or locked nothing.
@@ -137,10 +142,7 @@ impl Transaction {
             }
         }
         for &i in &missing {
-            self.reads
-                .keys
-                .entry(keys[i].clone())
-                .or_insert(self.read_ts);
+            self.record_read(&keys[i]);
         }
         Ok(out.into_iter().map(Option::flatten).collect())
     }
