@@ -224,6 +224,12 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
         own: Option<Timestamp>,
     ) -> Result<ScanOutcome> {
         let limit = limit.max(1);
+        // Locks are read before the versions. A commit turns a lock into a version in one
+        // batch, so a lock missing here belongs to a transaction that either committed
+        // before (its version is seen below) or prewrites later and so commits above `ts`
+        // (the reader took `ts` before this read began). Reading the versions first would
+        // miss a commit landing in between: neither its lock nor its version.
+        let locks = self.locks_in(span)?;
         let mut pairs = if reverse {
             self.scan_versions_reverse(span, ts, limit)?
         } else {
@@ -251,9 +257,9 @@ impl<'a, R: ReadView + ?Sized> MvccReader<'a, R> {
             _ => (span.clone(), None),
         };
         let mut own_changes = Vec::new();
-        for (k, lock) in self.locks_in(&covered)? {
-            if let SeenLock::Own(v) = check_lock(&k, &lock, ts, own)? {
-                own_changes.push((k, v));
+        for (k, lock) in locks.iter().filter(|(k, _)| covered.contains(k)) {
+            if let SeenLock::Own(v) = check_lock(k, lock, ts, own)? {
+                own_changes.push((k.clone(), v));
             }
         }
         if !own_changes.is_empty() {

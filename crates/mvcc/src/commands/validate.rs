@@ -85,6 +85,10 @@ fn check_key<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     commit_ts: Timestamp,
 ) -> Result<()> {
+    // The lock first: see `check_span`.
+    if let Some(lock) = reader.lock(key)? {
+        lock_conflict(key, &lock, start_ts, commit_ts)?;
+    }
     if !Latest::no_data_after(reader.latest(key)?, read_ts) {
         for item in reader.versions(key, commit_ts) {
             let (cts, version) = item?;
@@ -96,9 +100,6 @@ fn check_key<R: ReadView + ?Sized>(
             }
         }
     }
-    if let Some(lock) = reader.lock(key)? {
-        lock_conflict(key, &lock, start_ts, commit_ts)?;
-    }
     Ok(())
 }
 
@@ -109,6 +110,13 @@ fn check_span<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     commit_ts: Timestamp,
 ) -> Result<()> {
+    // Locks are checked before versions. A commit turns a lock into a version in one
+    // batch: checked the other way round, a commit landing between the two reads would
+    // be missed by both. A lock that appears after this check belongs to a transaction
+    // that prewrites after it and so commits above `commit_ts` (taken before).
+    for (key, lock) in reader.locks_in(span)? {
+        lock_conflict(&key, &lock, start_ts, commit_ts)?;
+    }
     let lo = key::prefix(&span.start);
     let hi = (!span.end.is_empty()).then(|| key::prefix(&span.end));
     let hi_bound = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -130,9 +138,6 @@ fn check_span<R: ReadView + ?Sized>(
                 commit_ts,
             ));
         }
-    }
-    for (key, lock) in reader.locks_in(span)? {
-        lock_conflict(&key, &lock, start_ts, commit_ts)?;
     }
     Ok(())
 }
