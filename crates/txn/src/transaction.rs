@@ -386,8 +386,15 @@ impl Transaction {
     ) -> Result<(Timestamp, Vec<Option<Vec<u8>>>)> {
         let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
         let mut conflicts = 0;
+        // Taken once and kept while waiting for another transaction's lock: waiting needs
+        // no newer timestamp (and so takes a number of timestamps that does not depend on
+        // how often the waiter woke). Only a version newer than it calls for a new one.
+        let mut current = None;
         loop {
-            let for_update_ts = self.client.tso.timestamp().await?;
+            let for_update_ts = match current {
+                Some(ts) => ts,
+                None => *current.insert(self.client.tso.timestamp().await?),
+            };
             let req = Request::PessimisticLock {
                 keys: keys.to_vec(),
                 txn: meta.clone(),
@@ -398,13 +405,17 @@ impl Transaction {
                 Ok(other) => return Err(unexpected("PessimisticLock", &other)),
                 Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
                     self.client.resolve(&lock, &mut backoff).await?;
+                    // The holder may commit a newer version meanwhile: that conflict is
+                    // the expected end of a wait, not a retry to count.
+                    conflicts = 0;
                 }
                 Err(e @ kv::Error::Mvcc(mvcc::Error::WriteConflict { .. }))
                     if conflicts < self.client.config.max_lock_retries =>
                 {
-                    // A version landed between taking for_update_ts and locking: lock again
-                    // at a newer timestamp.
+                    // A version landed after for_update_ts (while we waited for its writer,
+                    // or between taking the timestamp and locking): lock again at a newer one.
                     conflicts += 1;
+                    current = None;
                     tracing::debug!(error = %e, "pessimistic lock retried");
                 }
                 Err(e) => return Err(e.into()),
