@@ -15,6 +15,10 @@ pub struct DemoArgs {
     /// Address of the demo's PostgreSQL listener (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen_addr: std::net::SocketAddr,
+    /// Run a cluster of this many nodes inside this process (each table a range of its
+    /// own, replicated 3 ways over the nodes by Raft) instead of a single node.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=7))]
+    pub nodes: u16,
 }
 
 /// The sample database: a small shop.
@@ -51,6 +55,9 @@ INSERT INTO orders (customer_id, product_id, quantity)
 ";
 
 pub async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
+    if args.nodes > 1 {
+        return run_cluster(args).await;
+    }
     let dir = std::env::temp_dir().join(format!("tessera-demo-{}", std::process::id()));
     let mut config = ServerConfig::new(&dir);
     config.sql_addr = args.listen_addr;
@@ -67,18 +74,71 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, BoxError> {
         println!("  connect other clients with: {url}");
         println!("  http: http://{}", server.http_addr());
         println!("  the data is deleted when the shell exits.");
-        if args.execute.is_empty() {
-            shell::run(shell::ShellArgs { url: url.clone(), execute: vec![], timing: true }).await
-        } else {
-            let mut ok = true;
-            for sql in &args.execute {
-                ok &= Shell::new(conn.client(), false).run_input(sql).await;
-            }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
+        shell_or_execute(&url, &conn, &args.execute).await
     }
     .await;
     server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Loads the sample on `conn`, then opens a shell on `url` or runs `execute` there.
+async fn shell_or_execute(
+    url: &str,
+    conn: &shell::Conn,
+    execute: &[String],
+) -> Result<ExitCode, BoxError> {
+    if execute.is_empty() {
+        shell::run(shell::ShellArgs {
+            url: url.to_string(),
+            execute: vec![],
+            timing: true,
+        })
+        .await
+    } else {
+        let mut ok = true;
+        for sql in execute {
+            ok &= Shell::new(conn.client(), false).run_input(sql).await;
+        }
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// `tessera demo --nodes N`: N nodes in this process, each serving SQL.
+async fn run_cluster(args: DemoArgs) -> Result<ExitCode, BoxError> {
+    use server::cluster::{SqlCluster, SqlClusterConfig, table_splits};
+
+    let dir = std::env::temp_dir().join(format!("tessera-demo-{}", std::process::id()));
+    let nodes = usize::from(args.nodes);
+    let mut config = SqlClusterConfig::default();
+    config.kv.replication = if nodes >= 3 { 3 } else { 1 };
+    // Every table the sample creates (and the next few) starts in a range of its own.
+    config.kv.split_keys = table_splits(100..140);
+    let cluster = SqlCluster::open(&dir, nodes, config).await?;
+    let url = cluster.url(1).ok_or("node 1 is not serving SQL")?;
+    let result = async {
+        let conn = shell::connect(&url).await?;
+        conn.client().batch_execute(SAMPLE).await.map_err(|e| format!("loading the sample database: {e}"))?;
+        println!(
+            "Tessera demo: a {nodes}-node cluster in this process, {} ranges replicated {} ways by Raft,",
+            cluster.kv().ranges().len(),
+            cluster.kv().ranges()[0].replicas.len()
+        );
+        println!("with a sample shop database (customers, products, orders). Any node serves SQL:");
+        for node in cluster.kv().nodes() {
+            if let Some(u) = cluster.url(node) {
+                println!("  node {node}: {u}");
+            }
+        }
+        println!("  the shell is connected to node 1; the data is deleted when it exits.");
+        shell_or_execute(&url, &conn, &args.execute).await
+    }
+    .await;
+    cluster.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -109,3 +109,47 @@ pub enum Response {
     /// Result of a GC pass.
     Gc(GcOutcome),
 }
+
+impl Request {
+    /// Returns the key that decides which range serves the request (the first key it
+    /// touches; the transaction layer sends only requests whose keys share one range).
+    pub fn routing_key(&self) -> &[u8] {
+        fn first(keys: &[Vec<u8>]) -> Option<&[u8]> {
+            keys.first().map(Vec::as_slice)
+        }
+        let key = match self {
+            Request::Get { keys, .. }
+            | Request::PessimisticLock { keys, .. }
+            | Request::Commit { keys, .. }
+            | Request::Rollback { keys, .. }
+            | Request::ResolveLock { keys, .. } => first(keys),
+            Request::Scan { span, .. } | Request::Gc { span, .. } => Some(span.start.as_slice()),
+            Request::Prewrite { mutations, .. } => mutations.first().map(|m| m.key()),
+            Request::OnePhaseCommit {
+                mutations, reads, ..
+            } => mutations
+                .first()
+                .map(|m| m.key())
+                .or_else(|| first_read(reads)),
+            Request::ValidateReads { reads, .. } => first_read(reads),
+            Request::CheckTxnStatus { primary, .. } => Some(primary.as_slice()),
+            Request::WaitLock { key, .. } => Some(key.as_slice()),
+        };
+        key.unwrap_or_default()
+    }
+
+    /// Returns true if running the request twice has the effect of running it once, so
+    /// a retry after an ambiguous failure is safe. A one-phase commit is not: a second
+    /// evaluation would see the first one's versions as a conflict.
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self, Request::OnePhaseCommit { .. })
+    }
+}
+
+fn first_read(reads: &ReadSet) -> Option<&[u8]> {
+    reads
+        .keys
+        .first()
+        .map(|(k, _)| k.as_slice())
+        .or_else(|| reads.spans.first().map(|(s, _)| s.start.as_slice()))
+}

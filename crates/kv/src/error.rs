@@ -21,6 +21,30 @@ pub enum Error {
     /// The service is shutting down.
     #[error("the key-value service is shutting down")]
     Shutdown,
+    /// This replica may not serve the range now (it is not the leaseholder, or cannot
+    /// prove it is); `leader` is the leaseholder it knows of.
+    #[error("replica of range {range} on node {node} is not the leaseholder (leader: {leader:?})")]
+    NotLeaseholder {
+        range: u64,
+        node: u64,
+        leader: Option<u64>,
+    },
+    /// The node holds no replica of the range.
+    #[error("node {node} holds no replica of range {range}")]
+    RangeNotFound { range: u64, node: u64 },
+    /// A key of the request is outside the range it was sent to.
+    #[error("key {} is outside range {range}", codec::layout::pretty(key))]
+    KeyOutsideRange { range: u64, key: Vec<u8> },
+    /// A node could not be reached.
+    #[error("node {node} is unreachable: {detail}")]
+    NodeUnreachable { node: u64, detail: String },
+    /// No replica of a range answered before the retry deadline.
+    #[error("range {range} is unavailable: {detail}")]
+    Unavailable { range: u64, detail: String },
+    /// A write was proposed but its outcome is unknown (the replica lost its leadership or
+    /// stopped before the write was known to be applied): it may or may not have committed.
+    #[error("result is ambiguous: {0}")]
+    Ambiguous(String),
 }
 
 impl Error {
@@ -31,6 +55,17 @@ impl Error {
             Error::ReadInFlight { .. } => true,
             _ => false,
         }
+    }
+
+    /// Returns true if another replica (or the same one, later) may serve the request:
+    /// the router retries these.
+    pub fn is_routing(&self) -> bool {
+        matches!(
+            self,
+            Error::NotLeaseholder { .. }
+                | Error::RangeNotFound { .. }
+                | Error::NodeUnreachable { .. }
+        )
     }
 }
 

@@ -20,12 +20,23 @@
 //!   latches, and treat a latch held by another command on a key they read as a conflict
 //!   (never a wait, so two of them never wait for each other).
 //!
+//! In a cluster, each range is a Raft group: a node's [`Store`] holds its [`Replica`]s,
+//! which evaluate requests exactly as [`LocalKv`] does (the shared evaluator in `eval`)
+//! but only while they are their range's leaseholder, and whose write batches go through
+//! Raft instead of straight to the engine. [`DistKv`] routes each request to the
+//! leaseholder of its range, retrying as leadership moves; [`cluster::LocalCluster`] runs
+//! a whole cluster in one process.
+//!
 //! The [`tso`] module holds the timestamp oracle.
 
 mod api;
+pub mod cluster;
 mod error;
+mod eval;
 mod latches;
 mod local;
+mod replica;
+mod router;
 pub mod tso;
 
 use async_trait::async_trait;
@@ -34,6 +45,8 @@ pub use api::{RangeDesc, Request, Response};
 pub use error::{Error, Result};
 pub use latches::{LatchGuard, Latches};
 pub use local::{LocalKv, LocalKvConfig};
+pub use replica::{Replica, Store};
+pub use router::{DistKv, NodeTransport, RangeDirectory, RangeInfo, RouterConfig, StaticDirectory};
 
 /// Executes key-value requests, wherever the data lives.
 #[async_trait]

@@ -9,8 +9,12 @@
 //! key's neighbours; the inverted timestamp puts the newest version first. Locks are stored
 //! under the bare user key in their own keyspace.
 
-use base::Timestamp;
+use std::ops::Bound;
 
+use base::Timestamp;
+use storage::Keyspace;
+
+use crate::Span;
 use crate::error::{Error, Result};
 
 /// Returns the framed key of one version.
@@ -25,6 +29,22 @@ pub fn prefix(user_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(user_key.len() + 10);
     codec::key::put_escaped(&mut k, user_key);
     k
+}
+
+/// Returns the bounds, in keyspace `ks`, of the records of the user keys in `span`:
+/// versions are framed (see the module documentation), while locks and the newest-version
+/// index live under the bare user key.
+pub fn keyspace_bounds(ks: Keyspace, span: &Span) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let frame = |k: &[u8]| match ks {
+        Keyspace::Mvcc => prefix(k),
+        _ => k.to_vec(),
+    };
+    let end = if span.end.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(frame(&span.end))
+    };
+    (Bound::Included(frame(&span.start)), end)
 }
 
 /// Splits a framed key into its escaped prefix and its timestamp, without unescaping.
@@ -63,6 +83,7 @@ fn corrupt(k: &[u8], detail: &str) -> Error {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::ops::RangeBounds;
 
     proptest! {
         #[test]
@@ -72,6 +93,24 @@ mod tests {
             // Keys ascend; versions of one key descend by timestamp.
             prop_assert_eq!(ea.cmp(&eb), a.cmp(&b).then(tb.cmp(&ta)));
             prop_assert!(prefix(&a) < ea);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn keyspace_bounds_hold_exactly_the_span(k: Vec<u8>, a: Vec<u8>, b: Vec<u8>, ts: u64) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let span = Span::new(lo, hi);
+            let in_bounds = |ks, stored: &Vec<u8>| {
+                let (start, end) = keyspace_bounds(ks, &span);
+                (start.as_ref(), end.as_ref()).contains(stored)
+            };
+            let version = encode(&k, Timestamp::new(ts));
+            prop_assert_eq!(in_bounds(Keyspace::Mvcc, &version), span.contains(&k));
+            prop_assert_eq!(in_bounds(Keyspace::Locks, &k), span.contains(&k));
+            let open = Span::new(span.start.clone(), Vec::new());
+            let (start, end) = keyspace_bounds(Keyspace::Mvcc, &open);
+            prop_assert_eq!((start.as_ref(), end.as_ref()).contains(&version), open.contains(&k));
         }
     }
 

@@ -77,6 +77,8 @@ pub fn code(kind: ErrorKind) -> &'static str {
         K::InvalidRegularExpression => "2201B",
         K::ArraySubscript => "2202E",
         K::Io => "58030",
+        K::StatementCompletionUnknown => "40003",
+        K::Unavailable => "58000",
         K::Internal => "XX000",
     }
 }

@@ -16,12 +16,15 @@ use storage::Engine;
 use crate::{Raft, TypeConfig};
 
 struct Links<E: Engine> {
-    nodes: BTreeMap<u64, Raft<E>>,
+    /// The replicas of each node that is up, by range.
+    nodes: BTreeMap<u64, BTreeMap<u64, Raft<E>>>,
+    /// Every node ever added, up or down.
+    known: BTreeSet<u64>,
     /// Directed links that drop every message: `(from, to)`.
     cut: BTreeSet<(u64, u64)>,
 }
 
-/// The replicas of one process, reachable by node id.
+/// The nodes of one process and their replicas, reachable by node and range id.
 pub struct LocalNetwork<E: Engine> {
     links: Arc<Mutex<Links<E>>>,
 }
@@ -39,6 +42,7 @@ impl<E: Engine> Default for LocalNetwork<E> {
         LocalNetwork {
             links: Arc::new(Mutex::new(Links {
                 nodes: BTreeMap::new(),
+                known: BTreeSet::new(),
                 cut: BTreeSet::new(),
             })),
         }
@@ -50,33 +54,50 @@ impl<E: Engine> LocalNetwork<E> {
         self.links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns the sending side of node `from`, for [`openraft::Raft::new`].
-    pub fn endpoint(&self, from: u64) -> Endpoint<E> {
+    /// Returns the sending side of range `range`'s replica on node `from`, for
+    /// [`openraft::Raft::new`].
+    pub fn endpoint(&self, from: u64, range: u64) -> Endpoint<E> {
         Endpoint {
             net: self.clone(),
             from,
+            range,
         }
     }
 
-    /// Makes node `id` reachable.
-    pub fn add(&self, id: u64, raft: Raft<E>) {
-        self.links().nodes.insert(id, raft);
+    /// Makes range `range`'s replica on node `node` reachable (and the node up).
+    pub fn add(&self, node: u64, range: u64, raft: Raft<E>) {
+        let mut l = self.links();
+        l.known.insert(node);
+        l.nodes.entry(node).or_default().insert(range, raft);
     }
 
-    /// Makes node `id` unreachable (a crashed process) and returns its handle.
-    pub fn remove(&self, id: u64) -> Option<Raft<E>> {
-        self.links().nodes.remove(&id)
+    /// Marks node `node` up with no replicas yet.
+    pub fn add_node(&self, node: u64) {
+        let mut l = self.links();
+        l.known.insert(node);
+        l.nodes.entry(node).or_default();
     }
 
-    /// Returns node `id`'s handle.
-    pub fn get(&self, id: u64) -> Option<Raft<E>> {
-        self.links().nodes.get(&id).cloned()
+    /// Makes node `node` unreachable (a crashed process) and returns its replicas.
+    pub fn remove(&self, node: u64) -> BTreeMap<u64, Raft<E>> {
+        self.links().nodes.remove(&node).unwrap_or_default()
+    }
+
+    /// Returns range `range`'s replica on node `node`.
+    pub fn get(&self, node: u64, range: u64) -> Option<Raft<E>> {
+        self.links().nodes.get(&node)?.get(&range).cloned()
+    }
+
+    /// Returns true if node `to` is up and the link from `from` to it is not cut.
+    pub fn reachable(&self, from: u64, to: u64) -> bool {
+        let l = self.links();
+        !l.cut.contains(&(from, to)) && l.nodes.contains_key(&to)
     }
 
     /// Cuts every link between `id` and the other nodes, both ways.
     pub fn isolate(&self, id: u64) {
         let mut l = self.links();
-        let others: Vec<u64> = l.nodes.keys().copied().filter(|&n| n != id).collect();
+        let others: Vec<u64> = l.known.iter().copied().filter(|&n| n != id).collect();
         for n in others {
             l.cut.insert((id, n));
             l.cut.insert((n, id));
@@ -88,31 +109,36 @@ impl<E: Engine> LocalNetwork<E> {
         self.links().cut.clear();
     }
 
-    fn route(&self, from: u64, to: u64) -> Result<Raft<E>, Unreachable<TypeConfig>> {
+    fn route(&self, from: u64, to: u64, range: u64) -> Result<Raft<E>, Unreachable<TypeConfig>> {
         let l = self.links();
         if l.cut.contains(&(from, to)) {
             return Err(Unreachable::from_string(format!(
                 "link {from} -> {to} is cut"
             )));
         }
-        l.nodes
+        let node = l
+            .nodes
             .get(&to)
-            .cloned()
-            .ok_or_else(|| Unreachable::from_string(format!("node {to} is down")))
+            .ok_or_else(|| Unreachable::from_string(format!("node {to} is down")))?;
+        node.get(&range).cloned().ok_or_else(|| {
+            Unreachable::from_string(format!("node {to} has no replica of range {range}"))
+        })
     }
 }
 
-/// The network as seen by one node.
+/// The network as seen by one replica.
 pub struct Endpoint<E: Engine> {
     net: LocalNetwork<E>,
     from: u64,
+    range: u64,
 }
 
-/// A connection from one node to another.
+/// A connection from one replica of a range to another.
 pub struct Connection<E: Engine> {
     net: LocalNetwork<E>,
     from: u64,
     to: u64,
+    range: u64,
 }
 
 impl<E: Engine> RaftNetworkFactory<TypeConfig> for Endpoint<E> {
@@ -123,6 +149,7 @@ impl<E: Engine> RaftNetworkFactory<TypeConfig> for Endpoint<E> {
             net: self.net.clone(),
             from: self.from,
             to: target,
+            range: self.range,
         }
     }
 }
@@ -139,11 +166,16 @@ impl<E: Engine> Connection<E> {
         Err: std::error::Error,
         F: std::future::Future<Output = Result<T, Err>>,
     {
-        let peer = self.net.route(self.from, self.to)?;
+        let peer = self.net.route(self.from, self.to, self.range)?;
         let reply = call(peer)
             .await
             .map_err(|e| Unreachable::from_string(e.to_string()))?;
-        self.net.route(self.to, self.from)?;
+        if !self.net.reachable(self.to, self.from) {
+            return Err(Unreachable::from_string(format!(
+                "reply link {} -> {} is cut",
+                self.to, self.from
+            )));
+        }
         Ok(reply)
     }
 }

@@ -1,10 +1,10 @@
 //! The replicated state of one range: applies committed commands to the storage engine.
 
 use std::io;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, TryStreamExt};
+use mvcc::Span;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::{EntryPayload, OptionalSend, SnapshotMeta};
@@ -38,6 +38,8 @@ struct SnapshotData {
 /// The state machine of one range's replica. Cheap to clone.
 pub struct StateMachine<E: Engine> {
     range: u64,
+    /// The user keys the range holds; snapshots carry exactly their records.
+    span: Span,
     commit: Arc<GroupCommit<E>>,
     /// The last snapshot built or installed (rebuilt from the data after a restart).
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
@@ -47,6 +49,7 @@ impl<E: Engine> Clone for StateMachine<E> {
     fn clone(&self) -> Self {
         StateMachine {
             range: self.range,
+            span: self.span.clone(),
             commit: self.commit.clone(),
             snapshot: self.snapshot.clone(),
         }
@@ -54,10 +57,12 @@ impl<E: Engine> Clone for StateMachine<E> {
 }
 
 impl<E: Engine> StateMachine<E> {
-    /// Returns the state machine of `range` in the engine behind `commit`.
-    pub fn new(range: u64, commit: Arc<GroupCommit<E>>) -> Self {
+    /// Returns the state machine of `range`, holding the keys of `span`, in the engine
+    /// behind `commit`.
+    pub fn new(range: u64, span: Span, commit: Arc<GroupCommit<E>>) -> Self {
         StateMachine {
             range,
+            span,
             commit,
             snapshot: Arc::default(),
         }
@@ -80,10 +85,16 @@ impl<E: Engine> StateMachine<E> {
         Ok(())
     }
 
-    fn records_in<R: ReadView + ?Sized>(view: &R) -> io::Result<Vec<Record>> {
+    /// Returns every replicated record of the range's keys.
+    fn records_in<R: ReadView + ?Sized>(&self, view: &R) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
         for &ks in Command::replicated_keyspaces() {
-            for kv in view.scan(ks, Bound::Unbounded, Bound::Unbounded, false) {
+            let (start, end) = mvcc::key::keyspace_bounds(ks, &self.span);
+            let (start, end) = (
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            );
+            for kv in view.scan(ks, start, end, false) {
                 let (k, v) = kv.map_err(io_err)?;
                 out.push((ks.index() as u8, k, v));
             }
@@ -101,7 +112,7 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
         let view = self.commit.engine().snapshot();
         let applied = self.applied_in(&view)?;
         let data = encode(&SnapshotData {
-            records: Self::records_in(&view)?,
+            records: self.records_in(&view)?,
         })?;
         let meta = SnapshotMeta {
             last_log_id: applied.log_id,
@@ -165,7 +176,7 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
     ) -> Result<(), io::Error> {
         let data: SnapshotData = decode(&snapshot)?;
         let mut batch = WriteBatch::new();
-        for (ks, k, _) in Self::records_in(self.commit.engine().as_ref())? {
+        for (ks, k, _) in self.records_in(self.commit.engine().as_ref())? {
             batch.delete(Keyspace::ALL[usize::from(ks)], k);
         }
         for (ks, k, v) in data.records {

@@ -39,13 +39,13 @@ async fn start_replica<S: Engine>(
     let raft = Raft::new(
         id,
         config(),
-        net.endpoint(id),
+        net.endpoint(id, RANGE),
         LogStore::new(RANGE, store.clone()),
-        StateMachine::new(RANGE, store),
+        StateMachine::new(RANGE, mvcc::Span::default(), store),
     )
     .await
     .unwrap();
-    net.add(id, raft.clone());
+    net.add(id, RANGE, raft.clone());
     raft
 }
 
@@ -70,7 +70,12 @@ impl Cluster {
         let members: BTreeMap<u64, BasicNode> = (1..=n)
             .map(|i| (i, BasicNode::new(format!("node-{i}"))))
             .collect();
-        c.net.get(1).unwrap().initialize(members).await.unwrap();
+        c.net
+            .get(1, RANGE)
+            .unwrap()
+            .initialize(members)
+            .await
+            .unwrap();
         c
     }
 
@@ -84,7 +89,9 @@ impl Cluster {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             for &id in candidates {
-                let Some(r) = self.net.get(id) else { continue };
+                let Some(r) = self.net.get(id, RANGE) else {
+                    continue;
+                };
                 if r.current_leader().await == Some(id)
                     && r.wait(Some(Duration::from_millis(500)))
                         .leader_with_quorum_acked(None, "lease")
@@ -114,7 +121,7 @@ impl Cluster {
     async fn caught_up(&self, id: u64, leader: &Raft<E>) {
         let index = Some(leader.write_blank().await.unwrap().log_id.index);
         self.net
-            .get(id)
+            .get(id, RANGE)
             .unwrap()
             .wait(WAIT)
             .applied_index_at_least(index, "caught up")
@@ -150,7 +157,7 @@ async fn writes_replicate_and_survive_the_leader() {
 
     // The leader's process dies: the others elect a new one and keep accepting writes.
     let old = *leader.node_id();
-    c.net.remove(old).unwrap().shutdown().await.unwrap();
+    c.net.remove(old)[&RANGE].shutdown().await.unwrap();
     let rest: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
     let leader = c.leader(&rest).await;
     assert_ne!(*leader.node_id(), old);
@@ -219,7 +226,7 @@ async fn a_replica_behind_a_purged_log_catches_up_by_snapshot() {
     let c = Cluster::start(3).await;
     let leader = c.leader(&[1, 2, 3]).await;
     let lagging = (1..=3).find(|&i| i != *leader.node_id()).unwrap();
-    c.net.remove(lagging).unwrap().shutdown().await.unwrap();
+    c.net.remove(lagging)[&RANGE].shutdown().await.unwrap();
     for i in 0..30 {
         leader
             .client_write(put(&format!("s{i:02}"), "v"))

@@ -6,8 +6,10 @@
 //! ```
 //!
 //! [`Node::open`] opens (or creates) a store; [`Server::start`] adds the PostgreSQL and
-//! HTTP listeners and shuts them down gracefully.
+//! HTTP listeners and shuts them down gracefully. [`cluster::SqlCluster`] runs several
+//! nodes in one process, their ranges replicated by Raft.
 
+pub mod cluster;
 mod http;
 mod node;
 mod service;

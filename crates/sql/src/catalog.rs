@@ -529,10 +529,15 @@ impl Catalog {
 /// A statement served from the cache still records the version key in its read set, so a
 /// writing transaction that overlaps a DDL fails validation at commit exactly as if it had
 /// read the key. This assumes the node is the only writer of its tenant's catalog, which
-/// holds on a single node; a cluster needs descriptor leases instead.
+/// holds on a single node. A cache made with [`CatalogCache::shared`] (for a node of a
+/// cluster, where other nodes run DDL too) never takes that shortcut: every statement reads
+/// the version key, and the cached catalog is reused only when the version matches.
+/// (Descriptor leases will restore the shortcut for clusters.)
 pub struct CatalogCache {
     client: TxnClient,
     state: Arc<std::sync::Mutex<CacheState>>,
+    /// True if this node is the only writer of the catalog.
+    sole_writer: bool,
 }
 
 #[derive(Default)]
@@ -567,6 +572,15 @@ impl CatalogCache {
         CatalogCache {
             client,
             state: Arc::default(),
+            sole_writer: true,
+        }
+    }
+
+    /// Returns an empty cache for a catalog that other nodes change too.
+    pub fn shared(client: TxnClient) -> Self {
+        CatalogCache {
+            sole_writer: false,
+            ..CatalogCache::new(client)
         }
     }
 
@@ -614,6 +628,9 @@ impl CatalogCache {
     }
 
     fn known_current(&self, read_ts: Timestamp) -> Option<Arc<Catalog>> {
+        if !self.sole_writer {
+            return None;
+        }
         let st = self.state();
         match st.valid {
             Some((t0, epoch)) if st.ddl_in_flight == 0 && epoch == st.epoch && read_ts >= t0 => {
@@ -626,6 +643,9 @@ impl CatalogCache {
     /// Tries to prove the cached catalog current from a fresh timestamp on (see the type's
     /// documentation). Failures only leave the cache unproven.
     async fn refresh(&self, tenant: TenantId) {
+        if !self.sole_writer {
+            return;
+        }
         let (epoch, version) = {
             let mut st = self.state();
             let Some(version) = st.current.as_ref().map(|c| c.version) else {

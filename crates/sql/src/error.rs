@@ -80,6 +80,10 @@ pub enum ErrorKind {
     InvalidRegularExpression,
     ArraySubscript,
     Io,
+    /// A write's outcome is unknown (40003).
+    StatementCompletionUnknown,
+    /// The data is unreachable now (a range without a quorum): 58000.
+    Unavailable,
     Internal,
 }
 
@@ -166,6 +170,9 @@ impl From<txn::Error> for Error {
             C::Limit => Error::new(ErrorKind::ProgramLimitExceeded, e.to_string()),
             C::Finished => Error::new(ErrorKind::InvalidTransactionState, e.to_string()),
             C::Storage => Error::new(ErrorKind::Io, e.to_string()),
+            C::Ambiguous => Error::new(ErrorKind::StatementCompletionUnknown, e.to_string())
+                .with_hint("The transaction may or may not have committed; check before retrying."),
+            C::Unavailable => Error::new(ErrorKind::Unavailable, e.to_string()),
             C::Internal => Error::new(ErrorKind::Internal, e.to_string()),
         }
     }

@@ -35,7 +35,12 @@ pub struct Sequences {
     clock: std::sync::Arc<dyn Clock>,
     blocks: Mutex<HashMap<u64, Block>>,
     last_rowid: AtomicU64,
+    /// This node's id in a cluster (0 on a single node), in the low bits of every row id.
+    node: u64,
 }
+
+/// Bits of a row id that hold the node id.
+const ROWID_NODE_BITS: u32 = 7;
 
 impl Sequences {
     /// Returns an empty cache.
@@ -45,13 +50,24 @@ impl Sequences {
             clock,
             blocks: Mutex::new(HashMap::new()),
             last_rowid: AtomicU64::new(0),
+            node: 0,
         }
     }
 
-    /// Returns a fresh row id: microseconds since the epoch shifted left by 10 bits, plus a
-    /// counter, never repeating on this node.
+    /// Returns an empty cache for node `node` of a cluster (ids 0 to 127), whose row ids
+    /// never collide with another node's.
+    pub fn for_node(client: TxnClient, clock: std::sync::Arc<dyn Clock>, node: u64) -> Self {
+        Sequences {
+            node: node & ((1 << ROWID_NODE_BITS) - 1),
+            ..Sequences::new(client, clock)
+        }
+    }
+
+    /// Returns a fresh row id: microseconds since the epoch shifted left by 3 bits plus a
+    /// counter, never repeating on this node, then shifted left by 7 bits holding the node
+    /// id, so that no two nodes make the same id.
     pub fn row_id(&self) -> i64 {
-        let now = self.clock.now_ms().saturating_mul(1000) << 10;
+        let now = self.clock.now_ms().saturating_mul(1000) << 3;
         let mut prev = self.last_rowid.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);
@@ -61,7 +77,10 @@ impl Sequences {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return (next & (i64::MAX as u64)) as i64,
+                Ok(_) => {
+                    let id = (next << ROWID_NODE_BITS) | self.node;
+                    return (id & (i64::MAX as u64)) as i64;
+                }
                 Err(p) => prev = p,
             }
         }

@@ -51,9 +51,33 @@ pub struct SqlEngine {
 impl SqlEngine {
     /// Returns the SQL engine over a transaction client.
     pub fn new(client: TxnClient, clock: Arc<dyn Clock>) -> Arc<SqlEngine> {
+        Self::with_catalog(
+            CatalogCache::new(client.clone()),
+            Sequences::new(client.clone(), clock.clone()),
+            client,
+            clock,
+        )
+    }
+
+    /// Returns the SQL engine of node `node` of a cluster, whose catalog other nodes change.
+    pub fn for_cluster(client: TxnClient, clock: Arc<dyn Clock>, node: u64) -> Arc<SqlEngine> {
+        Self::with_catalog(
+            CatalogCache::shared(client.clone()),
+            Sequences::for_node(client.clone(), clock.clone(), node),
+            client,
+            clock,
+        )
+    }
+
+    fn with_catalog(
+        catalog: CatalogCache,
+        sequences: Sequences,
+        client: TxnClient,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<SqlEngine> {
         Arc::new(SqlEngine {
-            sequences: Sequences::new(client.clone(), clock.clone()),
-            catalog: CatalogCache::new(client.clone()),
+            sequences,
+            catalog,
             client,
             tenant: TenantId::SYSTEM,
             clock,

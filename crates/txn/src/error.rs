@@ -49,6 +49,10 @@ pub enum ErrorClass {
     Finished,
     /// The storage engine failed (I/O, a full disk, corruption).
     Storage,
+    /// A write was sent but whether it took effect is unknown.
+    Ambiguous,
+    /// The data could not be reached (no quorum, no leaseholder in time).
+    Unavailable,
     /// Anything else: a bug or an unavailable service.
     Internal,
 }
@@ -68,6 +72,10 @@ impl Error {
             Error::Kv(kv::Error::Mvcc(
                 mvcc::Error::KeyTooLarge { .. } | mvcc::Error::ValueTooLarge { .. },
             )) => ErrorClass::Limit,
+            Error::Kv(kv::Error::Ambiguous(_)) => ErrorClass::Ambiguous,
+            Error::Kv(e) if e.is_routing() || matches!(e, kv::Error::Unavailable { .. }) => {
+                ErrorClass::Unavailable
+            }
             _ => ErrorClass::Internal,
         }
     }

@@ -1,0 +1,329 @@
+//! Evaluation of key-value requests against one replica's state.
+//!
+//! An [`Evaluator`] runs the MVCC command of a [`Request`] against the state of the
+//! replica it belongs to: a write takes latches on its keys, checks that the replica may
+//! evaluate ([`Log::ready`]), computes its write batch from the current state and hands the
+//! batch to the replica's [`Log`], holding the latches until the batch is applied. The log
+//! is the node's group commit for a single-node store ([`crate::LocalKv`]) and the range's
+//! Raft group for a replicated one ([`crate::Replica`]): the same evaluation serves both.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base::{Clock, Timestamp};
+use mvcc::MvccReader;
+use mvcc::commands;
+use storage::{Engine, WriteBatch};
+
+use crate::api::{Request, Response};
+use crate::error::{Error, Result};
+use crate::latches::Latches;
+use crate::tso::TimestampOracle;
+
+/// Where the write batches a replica evaluates go.
+#[async_trait]
+pub(crate) trait Log: Send + Sync + 'static {
+    /// Returns once the replica may evaluate: it is the range's leaseholder and its state
+    /// holds every write committed so far. Fails with [`Error::NotLeaseholder`] otherwise.
+    async fn ready(&self) -> Result<()>;
+
+    /// Makes `batch` part of the replica's state (durably, if `durable`). Returns once it
+    /// is applied to the replica's engine.
+    async fn append(&self, batch: WriteBatch, durable: bool) -> Result<()>;
+}
+
+/// Where transactions blocked on a lock wait: one notification slot per key hash, woken
+/// whenever a command that can release locks on keys of that slot has been applied.
+struct LockWaits {
+    slots: Vec<tokio::sync::Notify>,
+}
+
+impl LockWaits {
+    const SLOTS: usize = 256;
+
+    fn new() -> Self {
+        LockWaits {
+            slots: (0..Self::SLOTS)
+                .map(|_| tokio::sync::Notify::new())
+                .collect(),
+        }
+    }
+
+    fn slot(&self, key: &[u8]) -> &tokio::sync::Notify {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.slots[(h.finish() as usize) % Self::SLOTS]
+    }
+
+    /// Wakes the waiters of `keys`' slots.
+    fn released<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        for k in keys {
+            self.slot(k).notify_waiters();
+        }
+    }
+}
+
+/// Evaluates requests against one replica (or, for [`crate::LocalKv`], one whole store).
+pub(crate) struct Evaluator<E: Engine, L: Log> {
+    engine: Arc<E>,
+    log: L,
+    tso: Arc<dyn TimestampOracle>,
+    clock: Arc<dyn Clock>,
+    latches: Latches,
+    lock_waits: LockWaits,
+}
+
+impl<E: Engine, L: Log> Evaluator<E, L> {
+    /// Evaluates against `engine`, appending to `log`; one-phase commits take their
+    /// timestamp from `tso`.
+    pub(crate) fn new(
+        engine: Arc<E>,
+        log: L,
+        tso: Arc<dyn TimestampOracle>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Evaluator {
+            engine,
+            log,
+            tso,
+            clock,
+            latches: Latches::new(),
+            lock_waits: LockWaits::new(),
+        }
+    }
+
+    /// Returns the log.
+    pub(crate) fn log(&self) -> &L {
+        &self.log
+    }
+
+    fn reader(&self) -> MvccReader<'_, E> {
+        MvccReader::new(self.engine.as_ref())
+    }
+
+    /// Runs a write command under latches on `keys` and waits until its batch is durable.
+    async fn write<T>(
+        &self,
+        keys: Vec<Vec<u8>>,
+        durable: bool,
+        run: impl FnOnce(&MvccReader<'_, E>, &mut WriteBatch) -> mvcc::Result<T>,
+    ) -> Result<T> {
+        let _latches = self.latches.acquire(keys).await;
+        // Checked under the latches: no command of this replica is in flight on the keys,
+        // and the state holds every write committed before.
+        self.log.ready().await?;
+        let mut batch = WriteBatch::new();
+        let out = run(&self.reader(), &mut batch)?;
+        self.apply(batch, durable).await?;
+        Ok(out)
+    }
+
+    async fn apply(&self, batch: WriteBatch, durable: bool) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.log.append(batch, durable).await
+    }
+
+    pub(crate) async fn one_phase_commit(
+        &self,
+        mutations: Vec<mvcc::Mutation>,
+        reads: commands::ReadSet,
+        start_ts: Timestamp,
+    ) -> Result<Timestamp> {
+        let mutation_keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key().to_vec()).collect();
+        let latches = self.latches.acquire(mutation_keys.clone()).await;
+        self.log.ready().await?;
+        // The commit timestamp is taken under the latches: a reader that takes its
+        // timestamp later finds the latches and waits for this commit.
+        let commit_ts = self.tso.timestamp().await?;
+        let read_keys = reads.keys.iter().map(|(k, _)| k.as_slice());
+        let read_spans = reads.spans.iter().map(|(s, _)| s);
+        if let Some(key) = self.latches.find_foreign(read_keys, read_spans, &latches) {
+            return Err(Error::ReadInFlight { key });
+        }
+        let mut batch = WriteBatch::new();
+        commands::commit_one_phase(
+            &self.reader(),
+            &mut batch,
+            mutations,
+            &reads,
+            start_ts,
+            commit_ts,
+        )?;
+        self.apply(batch, true).await?;
+        drop(latches);
+        // Pessimistic locks of the transaction became versions.
+        self.lock_waits
+            .released(mutation_keys.iter().map(Vec::as_slice));
+        Ok(commit_ts)
+    }
+
+    /// Executes `req` against this replica's state.
+    pub(crate) async fn execute(&self, req: Request) -> Result<Response> {
+        match req {
+            Request::Get { keys, ts, txn } => {
+                self.latches.wait_keys(&keys).await;
+                self.log.ready().await?;
+                let reader = self.reader();
+                let values = keys
+                    .iter()
+                    .map(|k| reader.get(k, ts, txn))
+                    .collect::<mvcc::Result<_>>()?;
+                Ok(Response::Values(values))
+            }
+            Request::Scan {
+                span,
+                ts,
+                limit,
+                reverse,
+                txn,
+            } => {
+                self.latches.wait_span(&span).await;
+                self.log.ready().await?;
+                Ok(Response::Scan(
+                    self.reader().scan(&span, ts, limit, reverse, txn)?,
+                ))
+            }
+            Request::PessimisticLock {
+                keys,
+                txn,
+                for_update_ts,
+            } => {
+                // A lost pessimistic lock costs at most a conflict later (the prewrite and
+                // read validation re-check the key), so it need not wait for an fsync.
+                let values = self
+                    .write(keys.clone(), false, |r, b| {
+                        keys.iter()
+                            .map(|k| {
+                                commands::acquire_pessimistic_lock(r, b, k, &txn, for_update_ts)
+                            })
+                            .collect::<mvcc::Result<Vec<_>>>()
+                    })
+                    .await?;
+                Ok(Response::Values(values))
+            }
+            Request::Prewrite { txn, mutations } => {
+                let keys = mutations.iter().map(|m| m.key().to_vec()).collect();
+                self.write(keys, true, |r, b| commands::prewrite(r, b, &txn, mutations))
+                    .await?;
+                Ok(Response::Done)
+            }
+            Request::ValidateReads {
+                reads,
+                start_ts,
+                commit_ts,
+            } => {
+                let keys: Vec<_> = reads.keys.iter().map(|(k, _)| k.clone()).collect();
+                self.latches.wait_keys(&keys).await;
+                for (span, _) in &reads.spans {
+                    self.latches.wait_span(span).await;
+                }
+                self.log.ready().await?;
+                commands::validate_reads(&self.reader(), &reads, start_ts, commit_ts)?;
+                Ok(Response::Done)
+            }
+            Request::Commit {
+                keys,
+                start_ts,
+                commit_ts,
+            } => {
+                self.write(keys.clone(), true, |r, b| {
+                    commands::commit(r, b, &keys, start_ts, commit_ts)
+                })
+                .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
+                Ok(Response::Done)
+            }
+            Request::Rollback { keys, start_ts } => {
+                self.write(keys.clone(), true, |r, b| {
+                    commands::rollback(r, b, &keys, start_ts)
+                })
+                .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
+                Ok(Response::Done)
+            }
+            Request::CheckTxnStatus {
+                primary,
+                start_ts,
+                rollback_if_missing,
+            } => {
+                let now = Timestamp::from_parts(self.clock.now_ms(), 0);
+                let status = self
+                    .write(vec![primary.clone()], true, |r, b| {
+                        commands::check_txn_status(
+                            r,
+                            b,
+                            &primary,
+                            start_ts,
+                            now,
+                            rollback_if_missing,
+                        )
+                    })
+                    .await?;
+                // Only a rollback (of an expired lock) releases anything; waking waiters
+                // on every status check would make waiters on one slot wake each other.
+                if status == commands::TxnStatus::RolledBack {
+                    self.lock_waits.released([primary.as_slice()]);
+                }
+                Ok(Response::TxnStatus(status))
+            }
+            Request::ResolveLock {
+                keys,
+                start_ts,
+                commit_ts,
+            } => {
+                let n = self
+                    .write(keys.clone(), true, |r, b| {
+                        commands::resolve_lock(r, b, &keys, start_ts, commit_ts)
+                    })
+                    .await?;
+                self.lock_waits.released(keys.iter().map(Vec::as_slice));
+                Ok(Response::Resolved(n))
+            }
+            Request::OnePhaseCommit {
+                mutations,
+                reads,
+                start_ts,
+            } => Ok(Response::Committed(
+                self.one_phase_commit(mutations, reads, start_ts).await?,
+            )),
+            Request::WaitLock {
+                key,
+                start_ts,
+                timeout_ms,
+            } => {
+                let notified = self.lock_waits.slot(&key).notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a release right after it still wakes us.
+                notified.as_mut().enable();
+                self.log.ready().await?;
+                let held = self
+                    .reader()
+                    .lock(&key)?
+                    .is_some_and(|l| l.start_ts == start_ts);
+                if held {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(timeout_ms),
+                        notified,
+                    )
+                    .await;
+                }
+                Ok(Response::Done)
+            }
+            Request::Gc {
+                span,
+                safe_point,
+                max_keys,
+            } => {
+                let out = self
+                    .write(Vec::new(), true, |r, b| {
+                        commands::gc(r, b, &span, safe_point, max_keys)
+                    })
+                    .await?;
+                Ok(Response::Gc(out))
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! SQL on a three-node cluster in one process: every node accepts SQL for every table,
+//! DDL run on one node is seen by the others, and a bank workload whose transfers span
+//! two ranges led by different nodes keeps its total exact while the leaseholder of one
+//! of them is killed and restarted. Every acknowledged transfer is present at the end.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base::{SystemClock, TableId, TenantId};
+use common::connect;
+use kv::RouterConfig;
+use kv::cluster::ClusterConfig;
+use kv::tso::{LocalTso, TimestampOracle};
+use server::cluster::{SqlCluster, SqlClusterConfig};
+use storage::{GroupCommit, MemoryEngine};
+
+type E = MemoryEngine;
+
+const ACCOUNTS: i32 = 8;
+const START_BALANCE: i64 = 100;
+
+fn engine() -> Arc<GroupCommit<E>> {
+    Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())))
+}
+
+/// A three-node cluster where each table (ids 100 to 119) is a range of its own.
+async fn start() -> SqlCluster<E> {
+    let tso: Arc<dyn TimestampOracle> =
+        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
+    let split_keys = server::cluster::table_splits(100..120);
+    let config = SqlClusterConfig {
+        kv: ClusterConfig {
+            split_keys,
+            heartbeat_ms: 50,
+            election_timeout_ms: (300, 600),
+            router: RouterConfig::default(),
+            ..ClusterConfig::default()
+        },
+        ..SqlClusterConfig::default()
+    };
+    SqlCluster::start(
+        vec![engine(), engine(), engine()],
+        tso,
+        Arc::new(SystemClock),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// Returns the range holding table `name`'s rows.
+async fn range_of_table(c: &SqlCluster<E>, client: &tokio_postgres::Client, name: &str) -> u64 {
+    let id: i64 = client
+        .query_one(
+            "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let key = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64));
+    c.kv()
+        .ranges()
+        .iter()
+        .find(|r| r.desc.span.contains(&key))
+        .unwrap()
+        .desc
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_serves_sql_and_ddl_is_seen_everywhere() {
+    let c = start().await;
+    let n1 = connect(&c.url(1).unwrap()).await.unwrap();
+    let n3 = connect(&c.url(3).unwrap()).await.unwrap();
+    n1.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    n3.batch_execute("INSERT INTO t VALUES (1, 'from node 3')")
+        .await
+        .unwrap();
+    let v: String = n1
+        .query_one("SELECT v FROM t WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "from node 3");
+    n3.batch_execute("ALTER TABLE t ADD COLUMN w INT DEFAULT 5")
+        .await
+        .unwrap();
+    let w: i32 = n1
+        .query_one("SELECT w FROM t WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(w, 5);
+    // Rows inserted on different nodes with generated row ids never collide.
+    n1.batch_execute("CREATE TABLE r (v INT)").await.unwrap();
+    let n2 = connect(&c.url(2).unwrap()).await.unwrap();
+    for i in 0..20 {
+        let client = [&n1, &n2, &n3][i % 3];
+        client
+            .execute("INSERT INTO r VALUES ($1)", &[&(i as i32)])
+            .await
+            .unwrap();
+    }
+    let n: i64 = n2
+        .query_one("SELECT count(*) FROM r", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 20);
+    c.shutdown().await;
+}
+
+/// One consistent view of the bank: balances and the transfers that made them.
+struct Bank {
+    a: Vec<i64>,
+    b: Vec<i64>,
+    transfers: Vec<i64>,
+}
+
+impl Bank {
+    /// Checks the view: the total is exact, and every account holds exactly what the
+    /// visible transfers imply (transfer `i` of a writer moves 1 from `acc_a` row
+    /// `i % 8 + 1` to `acc_b` row `3i % 8 + 1`), so no transfer is seen half-done.
+    fn check(&self) {
+        let total: i64 = self.a.iter().sum::<i64>() + self.b.iter().sum::<i64>();
+        assert_eq!(
+            total,
+            2 * i64::from(ACCOUNTS) * START_BALANCE,
+            "a partial transfer"
+        );
+        let mut a = vec![START_BALANCE; ACCOUNTS as usize];
+        let mut b = a.clone();
+        for id in &self.transfers {
+            let i = id & 0xffff_ffff;
+            a[(i % 8) as usize] -= 1;
+            b[((i * 3) % 8) as usize] += 1;
+        }
+        assert_eq!(
+            (&self.a, &self.b),
+            (&a, &b),
+            "balances disagree with the transfers"
+        );
+    }
+}
+
+/// Reads the whole bank in one transaction.
+async fn snapshot(client: &tokio_postgres::Client) -> Result<Bank, tokio_postgres::Error> {
+    async fn column(
+        client: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        Ok(client
+            .query(sql, &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+    client.batch_execute("BEGIN").await?;
+    let a = column(client, "SELECT bal FROM acc_a ORDER BY id").await?;
+    let b = column(client, "SELECT bal FROM acc_b ORDER BY id").await?;
+    let transfers = column(client, "SELECT id FROM transfers").await?;
+    client.batch_execute("COMMIT").await?;
+    Ok(Bank { a, b, transfers })
+}
+
+/// Moves 1 from `acc_a` to `acc_b` in transfer `id` until `stop`; returns the transfers
+/// acknowledged and those whose outcome is unknown (40003).
+async fn transfers(
+    url: String,
+    writer: i64,
+    stop: Arc<AtomicBool>,
+) -> (BTreeSet<i64>, BTreeSet<i64>) {
+    let client = connect(&url).await.unwrap();
+    let mut acked = BTreeSet::new();
+    let mut ambiguous = BTreeSet::new();
+    let mut i = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let id = writer << 32 | i;
+        let (from, to) = ((i % 8) as i32 + 1, ((i * 3) % 8) as i32 + 1);
+        let sql = format!(
+            "BEGIN;
+             UPDATE acc_a SET bal = bal - 1 WHERE id = {from};
+             UPDATE acc_b SET bal = bal + 1 WHERE id = {to};
+             INSERT INTO transfers VALUES ({id}, 1);
+             COMMIT"
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            match e.code().map(|c| c.code()) {
+                Some("40001") => {}
+                Some("40003") => {
+                    ambiguous.insert(id);
+                }
+                _ => panic!("transfer {id} failed: {e:?}"),
+            }
+        } else {
+            acked.insert(id);
+        }
+    }
+    (acked, ambiguous)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_stays_consistent_while_a_leaseholder_dies() {
+    let c = start().await;
+    let admin = connect(&c.url(1).unwrap()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE acc_a (id INT PRIMARY KEY, bal INT8 NOT NULL);
+             CREATE TABLE acc_b (id INT PRIMARY KEY, bal INT8 NOT NULL);
+             CREATE TABLE transfers (id INT8 PRIMARY KEY, amount INT8 NOT NULL);
+             INSERT INTO acc_a SELECT i, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g(i);
+             INSERT INTO acc_b SELECT i, {START_BALANCE} FROM generate_series(1, {ACCOUNTS}) g(i);"
+        ))
+        .await
+        .unwrap();
+    let range_a = range_of_table(&c, &admin, "acc_a").await;
+    let range_b = range_of_table(&c, &admin, "acc_b").await;
+    assert_ne!(range_a, range_b);
+    snapshot(&admin).await.unwrap().check();
+    let victim = c.kv().leader(range_a).unwrap();
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != victim).collect();
+    println!(
+        "acc_a: range {range_a} led by node {victim}; acc_b: range {range_b} led by node {:?}",
+        c.kv().leader(range_b)
+    );
+
+    // Two writers and a reader on the nodes that stay up.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = others
+        .iter()
+        .enumerate()
+        .map(|(w, &node)| tokio::spawn(transfers(c.url(node).unwrap(), w as i64, stop.clone())))
+        .collect();
+    let reader_url = c.url(others[0]).unwrap();
+    let reader_stop = stop.clone();
+    let reader = tokio::spawn(async move {
+        let client = connect(&reader_url).await.unwrap();
+        let mut reads = 0;
+        while !reader_stop.load(Ordering::Relaxed) {
+            match snapshot(&client).await {
+                Ok(bank) => {
+                    bank.check();
+                    reads += 1;
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    assert_eq!(
+                        e.code().map(|c| c.code()),
+                        Some("40001"),
+                        "read failed: {e:?}"
+                    );
+                }
+            }
+        }
+        reads
+    });
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let killed_at = Instant::now();
+    c.kill(victim).await;
+    // Writes to the victim's range resume once the survivors elect a leader.
+    let probe = connect(&c.url(others[1]).unwrap()).await.unwrap();
+    while probe
+        .batch_execute("UPDATE acc_a SET bal = bal WHERE id = 1")
+        .await
+        .is_err()
+    {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "writes never resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gap = killed_at.elapsed();
+    println!("leaseholder node {victim} killed; writes to its range resumed after {gap:?}");
+    assert!(
+        gap < Duration::from_secs(5),
+        "writes resumed only after {gap:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    c.restart(victim).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut acked = BTreeSet::new();
+    let mut ambiguous = BTreeSet::new();
+    for w in writers {
+        let (a, m) = w.await.unwrap();
+        acked.extend(a);
+        ambiguous.extend(m);
+    }
+    let reads = reader.await.unwrap();
+    println!(
+        "{} transfers acknowledged, {} ambiguous, {reads} consistent snapshots read",
+        acked.len(),
+        ambiguous.len()
+    );
+    assert!(acked.len() > 20, "too few transfers: {}", acked.len());
+    assert!(reads > 5, "too few reads: {reads}");
+
+    // On the restarted node: consistent, every acknowledged transfer present, and no
+    // transfer that failed.
+    let check = connect(&c.url(victim).unwrap()).await.unwrap();
+    let last = snapshot(&check).await.unwrap();
+    last.check();
+    let ids: BTreeSet<i64> = last.transfers.iter().copied().collect();
+    assert!(
+        acked.is_subset(&ids),
+        "acknowledged transfers missing: {:?}",
+        acked.difference(&ids).collect::<Vec<_>>()
+    );
+    assert!(
+        ids.iter()
+            .all(|id| acked.contains(id) || ambiguous.contains(id)),
+        "a transfer that failed is present"
+    );
+    c.shutdown().await;
+}
