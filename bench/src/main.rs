@@ -12,13 +12,15 @@
 //! - point reads per second (read-only transactions of one get) and rows scanned per
 //!   second (a scan of the whole table in pages).
 
+mod cluster_bench;
 mod storage_bench;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("storage") => storage_bench::run(&args[1..]),
-        _ => Err("usage: tessera-bench storage [--dir DIR] [--secs N]".to_string()),
+        Some("cluster") => cluster_bench::run(&args[1..]),
+        _ => Err("usage: tessera-bench storage [--dir DIR] [--secs N]\n       tessera-bench cluster [--dir DIR] [--secs N] [--clients 1,16,128]".to_string()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

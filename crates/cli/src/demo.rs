@@ -139,6 +139,8 @@ async fn run_cluster(args: DemoArgs) -> Result<ExitCode, BoxError> {
     }
     .await;
     cluster.shutdown().await;
+    // The engines close when the cluster is dropped; only then is the directory removed.
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -34,6 +34,10 @@ pub struct ClusterConfig {
     /// Raft timing: heartbeat and election timeouts, in ms.
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// A replica snapshots its range after this many log entries and keeps no more of
+    /// the log than that once a snapshot covers it (a replica further behind catches up
+    /// by snapshot).
+    pub snapshot_after_logs: u64,
     pub router: RouterConfig,
 }
 
@@ -44,6 +48,7 @@ impl Default for ClusterConfig {
             split_keys: Vec::new(),
             heartbeat_ms: 100,
             election_timeout_ms: (1_000, 2_000),
+            snapshot_after_logs: 10_000,
             router: RouterConfig::default(),
         }
     }
@@ -85,6 +90,8 @@ impl<E: Engine> LocalCluster<E> {
             heartbeat_interval: config.heartbeat_ms,
             election_timeout_min: config.election_timeout_ms.0,
             election_timeout_max: config.election_timeout_ms.1,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: config.snapshot_after_logs,
             ..Default::default()
         }
         .validate()
@@ -185,6 +192,17 @@ impl<E: Engine> LocalCluster<E> {
         self.net.heal();
     }
 
+    /// Loses and delays Raft messages at random from now on (see
+    /// [`LocalNetwork::set_faults`]).
+    pub fn set_faults(&self, seed: u64, drop_per_mille: u32, max_delay: std::time::Duration) {
+        self.net.set_faults(seed, drop_per_mille, max_delay);
+    }
+
+    /// Stops losing and delaying Raft messages.
+    pub fn clear_faults(&self) {
+        self.net.clear_faults();
+    }
+
     /// Returns the key-value service as seen from node `node`.
     pub fn kv(&self, node: u64) -> Arc<DistKv> {
         Arc::new(DistKv::new(
@@ -243,10 +261,17 @@ impl<E: Engine> LocalCluster<E> {
         self.stores.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stops every node.
+    /// Stops every node: every replica first (so none sees its peers vanish and
+    /// complains), then the nodes.
     pub async fn shutdown(&self) {
+        let stores: Vec<_> = std::mem::take(&mut *self.stores_mut())
+            .into_values()
+            .collect();
+        for replica in stores.iter().flat_map(|s| s.replicas()) {
+            let _ = replica.raft().shutdown().await;
+        }
         for node in self.nodes() {
-            self.kill(node).await;
+            self.net.remove(node);
         }
     }
 }

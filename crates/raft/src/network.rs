@@ -1,8 +1,10 @@
 //! An in-process network between replicas, with link filters for fault tests: a message
-//! over a cut link fails as if the peer were unreachable.
+//! over a cut link fails as if the peer were unreachable, and seeded random faults lose or
+//! delay messages.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
@@ -11,6 +13,8 @@ use openraft::raft::{
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, OptionalSend};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use storage::Engine;
 
 use crate::{Raft, TypeConfig};
@@ -22,6 +26,24 @@ struct Links<E: Engine> {
     known: BTreeSet<u64>,
     /// Directed links that drop every message: `(from, to)`.
     cut: BTreeSet<(u64, u64)>,
+    /// Random faults on every message, if set.
+    faults: Option<Faults>,
+}
+
+/// Random faults applied to every message, drawn from a seeded generator so that a failing
+/// run can be replayed with the same seed (the schedule of draws, not the thread timing).
+struct Faults {
+    rng: StdRng,
+    /// Chance, per thousand, that a message is lost.
+    drop_per_mille: u32,
+    /// Messages are delayed by up to this long.
+    max_delay: Duration,
+}
+
+/// What happens to one message.
+enum Fate {
+    Deliver(Duration),
+    Drop,
 }
 
 /// The nodes of one process and their replicas, reachable by node and range id.
@@ -44,6 +66,7 @@ impl<E: Engine> Default for LocalNetwork<E> {
                 nodes: BTreeMap::new(),
                 known: BTreeSet::new(),
                 cut: BTreeSet::new(),
+                faults: None,
             })),
         }
     }
@@ -109,6 +132,37 @@ impl<E: Engine> LocalNetwork<E> {
         self.links().cut.clear();
     }
 
+    /// From now on, loses each message with chance `drop_per_mille`/1000 and delays the
+    /// others by up to `max_delay`, drawing from a generator seeded with `seed`.
+    pub fn set_faults(&self, seed: u64, drop_per_mille: u32, max_delay: Duration) {
+        self.links().faults = Some(Faults {
+            rng: StdRng::seed_from_u64(seed),
+            drop_per_mille,
+            max_delay,
+        });
+    }
+
+    /// Stops dropping and delaying messages.
+    pub fn clear_faults(&self) {
+        self.links().faults = None;
+    }
+
+    fn fate(&self) -> Fate {
+        let mut l = self.links();
+        let Some(f) = l.faults.as_mut() else {
+            return Fate::Deliver(Duration::ZERO);
+        };
+        if f.rng.random_range(0..1000) < f.drop_per_mille {
+            return Fate::Drop;
+        }
+        let max = f.max_delay.as_micros() as u64;
+        Fate::Deliver(Duration::from_micros(if max == 0 {
+            0
+        } else {
+            f.rng.random_range(0..=max)
+        }))
+    }
+
     fn route(&self, from: u64, to: u64, range: u64) -> Result<Raft<E>, Unreachable<TypeConfig>> {
         let l = self.links();
         if l.cut.contains(&(from, to)) {
@@ -166,6 +220,16 @@ impl<E: Engine> Connection<E> {
         Err: std::error::Error,
         F: std::future::Future<Output = Result<T, Err>>,
     {
+        match self.net.fate() {
+            Fate::Drop => {
+                return Err(Unreachable::from_string(format!(
+                    "message {} -> {} lost",
+                    self.from, self.to
+                )));
+            }
+            Fate::Deliver(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Fate::Deliver(_) => {}
+        }
         let peer = self.net.route(self.from, self.to, self.range)?;
         let reply = call(peer)
             .await

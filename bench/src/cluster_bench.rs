@@ -1,0 +1,201 @@
+//! Durable single-row writes on a 3-node cluster (issue: replicated ranges), through the
+//! transactional KV API and through SQL, at several client counts.
+//!
+//! The nodes run in this process (`server::cluster::SqlCluster`, one fjall store per node,
+//! every range replicated 3 ways by Raft, log appends fsynced by each node's group commit);
+//! SQL goes over the PostgreSQL protocol on loopback, to the nodes in turn. Each write
+//! is a transaction that puts one 256-byte value at a random key of 100,000 and is
+//! acknowledged once a quorum has the log entry on disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use server::cluster::{SqlCluster, SqlClusterConfig, table_splits};
+
+struct Options {
+    dir: Option<PathBuf>,
+    secs: u64,
+    clients: Vec<usize>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        dir: None,
+        secs: 10,
+        clients: vec![1, 16, 128],
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--dir" => o.dir = Some(value()?.into()),
+            "--secs" => o.secs = value()?.parse().map_err(|_| "--secs: a number")?,
+            "--clients" => {
+                o.clients = value()?
+                    .split(',')
+                    .map(|c| c.parse().map_err(|_| "--clients: numbers separated by commas"))
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+const KEYS: u64 = 100_000;
+const VALUE_LEN: usize = 256;
+
+/// Throughput (per second) and p50/p99 latency (ms) of a run.
+struct Outcome {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    errors: usize,
+}
+
+fn outcome(mut lat: Vec<Duration>, errors: usize, elapsed: Duration) -> Outcome {
+    lat.sort();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    Outcome {
+        rate: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        errors,
+    }
+}
+
+/// Runs `clients` workers for `secs`, each calling `op` with its random generator, and
+/// measures every call.
+async fn drive<F, Fut>(clients: usize, secs: u64, op: F) -> Outcome
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(w as u64);
+                let (mut lat, mut errors) = (Vec::new(), 0);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match op(w, rng.random_range(0..KEYS)).await {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(e) => {
+                            errors += 1;
+                            if errors <= 3 {
+                                eprintln!("worker {w}: {e}");
+                            }
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (l, e) = w.await.expect("worker panicked");
+        lat.extend(l);
+        errors += e;
+    }
+    outcome(lat, errors, started.elapsed())
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let tmp;
+    let dir = match &o.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("tessera-cluster-bench-{}", std::process::id()));
+            tmp.clone()
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(bench(&o, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
+    let mut config = SqlClusterConfig::default();
+    config.kv.split_keys = table_splits(100..110);
+    let cluster = Arc::new(SqlCluster::open(dir, 3, config).await.map_err(|e| e.to_string())?);
+    let nodes = cluster.kv().nodes();
+    let admin_url = cluster.url(1).ok_or("node 1 is down")?;
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    admin
+        .batch_execute("CREATE TABLE kv (k INT8 PRIMARY KEY, v TEXT NOT NULL)")
+        .await
+        .map_err(|e| e.to_string())?;
+    let value = "v".repeat(VALUE_LEN);
+    println!("3-node cluster in one process (fjall stores under {}), 256-byte values, {} keys, {} s per point", dir.display(), KEYS, o.secs);
+    println!("| path | clients | writes/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for &clients in &o.clients {
+        // The transactional KV API: one put per transaction, from every node in turn.
+        let kvs: Vec<_> = nodes
+            .iter()
+            .map(|&n| cluster.sql(n).map(|s| s.client.clone()).ok_or("node down"))
+            .collect::<Result<_, _>>()?;
+        let v = value.clone().into_bytes();
+        let r = drive(clients, o.secs, move |w, k| {
+            let client = kvs[w % kvs.len()].clone();
+            let v = v.clone();
+            async move {
+                let mut t = client.begin().await.map_err(|e| e.to_string())?;
+                t.put(format!("bench/k{k:08}").into_bytes(), v)
+                    .map_err(|e| e.to_string())?;
+                t.commit().await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        println!("| KV | {clients} | {:.0} | {:.2} | {:.2} | {} |", r.rate, r.p50, r.p99, r.errors);
+
+        // SQL: an upsert per statement over the PostgreSQL protocol.
+        let mut conns = Vec::new();
+        for i in 0..clients {
+            let url = cluster.url(nodes[i % nodes.len()]).ok_or("node down")?;
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let stmt = c
+                .prepare("INSERT INTO kv VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+                .await
+                .map_err(|e| e.to_string())?;
+            conns.push(Arc::new((c, stmt)));
+        }
+        let v = value.clone();
+        let r = drive(clients, o.secs, move |w, k| {
+            let c = conns[w].clone();
+            let v = v.clone();
+            async move {
+                c.0.execute(&c.1, &[&(k as i64), &v])
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        println!("| SQL | {clients} | {:.0} | {:.2} | {:.2} | {} |", r.rate, r.p50, r.p99, r.errors);
+    }
+    cluster.shutdown().await;
+    Ok(())
+}

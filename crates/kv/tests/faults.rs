@@ -1,0 +1,224 @@
+//! Fault scenarios on the in-process cluster, each run under many seeds. A seed picks the
+//! scenario's choices (which node, how many writes, how lossy and slow the Raft links are)
+//! and seeds the network's random faults, so a failing seed replays the same schedule of
+//! choices: `TESSERA_SEED=<seed> cargo test -p tessera-kv --test faults`. `TESSERA_SEEDS`
+//! sets how many seeds run (default 20).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::{E, applied_on, cluster_with, get, put, wait_leader};
+use kv::Error;
+use kv::cluster::LocalCluster;
+use openraft::async_runtime::WatchReceiver;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("TESSERA_SEED") {
+        return vec![s.parse().expect("TESSERA_SEED is a number")];
+    }
+    let n = std::env::var("TESSERA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    (1..=n).collect()
+}
+
+/// Runs `scenario` once per seed; a failure names its seed.
+async fn each_seed<F, Fut>(name: &str, scenario: F)
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    for seed in seeds() {
+        let started = Instant::now();
+        if let Err(e) = tokio::spawn(scenario(seed)).await {
+            panic!("{name} failed with seed {seed} (replay: TESSERA_SEED={seed}): {e}");
+        }
+        println!("{name}: seed {seed} passed in {:?}", started.elapsed());
+    }
+}
+
+/// A three-node cluster with fast Raft timing, lossy and slow links drawn from `rng`.
+async fn faulty_cluster(
+    seed: u64,
+    rng: &mut StdRng,
+) -> (
+    LocalCluster<E>,
+    std::sync::Arc<dyn kv::tso::TimestampOracle>,
+) {
+    let (c, tso) = cluster_with(3, |c| {
+        c.heartbeat_ms = 30;
+        c.election_timeout_ms = (200, 400);
+        c.snapshot_after_logs = 20;
+        c.router.deadline = Duration::from_millis(1_500);
+    })
+    .await;
+    let drop_per_mille = rng.random_range(0..=30);
+    let max_delay = Duration::from_millis(rng.random_range(0..=5));
+    c.set_faults(seed, drop_per_mille, max_delay);
+    (c, tso)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_then_a_new_leader_and_writes_resume() {
+    each_seed("leader crash", |seed| async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (c, tso) = faulty_cluster(seed, &mut rng).await;
+        let range = rng.random_range(1..=2u64);
+        let prefix = if range == 1 { "a" } else { "x" };
+        let mut acked = Vec::new();
+        for i in 0..rng.random_range(1..20) {
+            let k = format!("{prefix}{seed}-{i}");
+            let via = rng.random_range(1..=3);
+            put(c.kv(via).as_ref(), tso.as_ref(), k.as_bytes(), b"v")
+                .await
+                .unwrap();
+            acked.push(k);
+        }
+        let victim = wait_leader(&c, range).await;
+        c.kill(victim).await;
+        let survivor = if victim == 1 { 2 } else { 1 };
+        let t = Instant::now();
+        let k = format!("{prefix}{seed}-after");
+        put(c.kv(survivor).as_ref(), tso.as_ref(), k.as_bytes(), b"v")
+            .await
+            .unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "failover took {:?}",
+            t.elapsed()
+        );
+        acked.push(k);
+        assert_ne!(wait_leader(&c, range).await, victim);
+        c.boot(victim).await.unwrap();
+        for k in &acked {
+            let v = get(c.kv(survivor).as_ref(), tso.as_ref(), k.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(v.as_deref(), Some(&b"v"[..]), "{k}");
+            applied_on(&c, victim, k.as_bytes(), b"v").await;
+        }
+        c.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minority_serves_nothing_and_catches_up_after_heal() {
+    each_seed("minority partition", |seed| async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (c, tso) = faulty_cluster(seed, &mut rng).await;
+        put(c.kv(1).as_ref(), tso.as_ref(), b"k", b"old")
+            .await
+            .unwrap();
+        // Cut off the leader of the key's range half the time, a follower otherwise.
+        let leader = wait_leader(&c, 1).await;
+        let minority = if rng.random_bool(0.5) {
+            leader
+        } else {
+            [1, 2, 3].into_iter().find(|&n| n != leader).unwrap()
+        };
+        c.isolate(minority);
+        let majority = [1, 2, 3].into_iter().find(|&n| n != minority).unwrap();
+        put(c.kv(majority).as_ref(), tso.as_ref(), b"k", b"new")
+            .await
+            .unwrap();
+        let inside = c.kv(minority);
+        let (read, write) = tokio::join!(
+            get(inside.as_ref(), tso.as_ref(), b"k"),
+            put(inside.as_ref(), tso.as_ref(), b"lost", b"x")
+        );
+        assert!(
+            matches!(read, Err(Error::Unavailable { .. })),
+            "the minority served a read: {read:?}"
+        );
+        assert!(
+            matches!(write, Err(Error::Unavailable { .. } | Error::Ambiguous(_))),
+            "the minority took a write: {write:?}"
+        );
+        c.heal();
+        applied_on(&c, minority, b"k", b"new").await;
+        assert_eq!(
+            get(inside.as_ref(), tso.as_ref(), b"k")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"new"[..])
+        );
+        assert_eq!(
+            get(inside.as_ref(), tso.as_ref(), b"lost").await.unwrap(),
+            None
+        );
+        c.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_far_behind_is_caught_up_by_snapshot() {
+    each_seed("snapshot catch-up", |seed| async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (c, tso) = faulty_cluster(seed, &mut rng).await;
+        // Range 2 holds keys from "m": the behind follower's copy of range 1 must stay.
+        put(c.kv(1).as_ref(), tso.as_ref(), b"a-untouched", b"1")
+            .await
+            .unwrap();
+        let leader = wait_leader(&c, 2).await;
+        let behind = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
+        c.kill(behind).await;
+        // Far more entries than the log keeps after a snapshot.
+        let n = rng.random_range(60..120);
+        for i in 0..n {
+            put(
+                c.kv(leader).as_ref(),
+                tso.as_ref(),
+                format!("x{i:04}").as_bytes(),
+                b"v",
+            )
+            .await
+            .unwrap();
+        }
+        // The snapshot policy may not have run yet: snapshot and purge the log now.
+        let lead = c.replica(leader, 2).unwrap().raft().clone();
+        lead.trigger().snapshot().await.unwrap();
+        let applied = lead
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index);
+        let m = lead
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.snapshot.map(|s| s.index) >= applied, "snapshot built")
+            .await
+            .unwrap();
+        let upto = m.snapshot.unwrap().index;
+        lead.trigger().purge_log(upto).await.unwrap();
+        lead.wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "log purged")
+            .await
+            .unwrap();
+        c.boot(behind).await.unwrap();
+        for i in (0..n).step_by(7).chain([n - 1]) {
+            applied_on(&c, behind, format!("x{i:04}").as_bytes(), b"v").await;
+        }
+        applied_on(&c, behind, b"a-untouched", b"1").await;
+        let m = c
+            .replica(behind, 2)
+            .unwrap()
+            .raft()
+            .metrics()
+            .borrow_watched()
+            .clone();
+        assert!(
+            m.snapshot.is_some(),
+            "node {behind} caught up without a snapshot: {m:?}"
+        );
+        c.shutdown().await;
+    })
+    .await;
+}
