@@ -36,7 +36,10 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--clients" => {
                 o.clients = value()?
                     .split(',')
-                    .map(|c| c.parse().map_err(|_| "--clients: numbers separated by commas"))
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|_| "--clients: numbers separated by commas")
+                    })
                     .collect::<Result<_, _>>()?
             }
             other => return Err(format!("unknown argument {other}")),
@@ -117,7 +120,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dir = match &o.dir {
         Some(d) => d.clone(),
         None => {
-            tmp = std::env::temp_dir().join(format!("tessera-cluster-bench-{}", std::process::id()));
+            tmp =
+                std::env::temp_dir().join(format!("tessera-cluster-bench-{}", std::process::id()));
             tmp.clone()
         }
     };
@@ -133,7 +137,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
     let mut config = SqlClusterConfig::default();
     config.kv.split_keys = table_splits(100..110);
-    let cluster = Arc::new(SqlCluster::open(dir, 3, config).await.map_err(|e| e.to_string())?);
+    let cluster = Arc::new(
+        SqlCluster::open(dir, 3, config)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let nodes = cluster.kv().nodes();
     let admin_url = cluster.url(1).ok_or("node 1 is down")?;
     let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
@@ -145,7 +153,12 @@ async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let value = "v".repeat(VALUE_LEN);
-    println!("3-node cluster in one process (fjall stores under {}), 256-byte values, {} keys, {} s per point", dir.display(), KEYS, o.secs);
+    println!(
+        "3-node cluster in one process (fjall stores under {}), 256-byte values, {} keys, {} s per point",
+        dir.display(),
+        KEYS,
+        o.secs
+    );
     println!("| path | clients | writes/s | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     for &clients in &o.clients {
@@ -166,7 +179,10 @@ async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
             }
         })
         .await;
-        println!("| KV | {clients} | {:.0} | {:.2} | {:.2} | {} |", r.rate, r.p50, r.p99, r.errors);
+        println!(
+            "| KV | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+            r.rate, r.p50, r.p99, r.errors
+        );
 
         // SQL: an upsert per statement over the PostgreSQL protocol.
         let mut conns = Vec::new();
@@ -177,7 +193,9 @@ async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
             let stmt = c
-                .prepare("INSERT INTO kv VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+                .prepare(
+                    "INSERT INTO kv VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             conns.push(Arc::new((c, stmt)));
@@ -194,7 +212,10 @@ async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
             }
         })
         .await;
-        println!("| SQL | {clients} | {:.0} | {:.2} | {:.2} | {} |", r.rate, r.p50, r.p99, r.errors);
+        println!(
+            "| SQL | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+            r.rate, r.p50, r.p99, r.errors
+        );
     }
     cluster.shutdown().await;
     Ok(())

@@ -207,16 +207,20 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
             applied_on(&c, behind, format!("x{i:04}").as_bytes(), b"v").await;
         }
         applied_on(&c, behind, b"a-untouched", b"1").await;
-        let m = c
+        // Its state came from a snapshot at or past the purge: the log it needed is gone.
+        let installed = c
             .replica(behind, 2)
             .unwrap()
             .raft()
-            .metrics()
-            .borrow_watched()
-            .clone();
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= upto),
+                "installed the leader's snapshot",
+            )
+            .await;
         assert!(
-            m.snapshot.is_some(),
-            "node {behind} caught up without a snapshot: {m:?}"
+            installed.is_ok(),
+            "node {behind} caught up without a snapshot: {installed:?}"
         );
         c.shutdown().await;
     })

@@ -92,18 +92,24 @@ fn setup(engine: &MemoryEngine) -> WriteBatch {
     commit
 }
 
+/// Sets `engine` up (see [`setup`]) and returns a view that commits the prewritten write
+/// right before its first read of `at`.
+fn racing_view(engine: &MemoryEngine, at: Keyspace) -> CommitOnFirstRead<'_> {
+    let commit = setup(engine);
+    CommitOnFirstRead {
+        engine,
+        at,
+        pending: Mutex::new(Some(commit)),
+    }
+}
+
 const MOMENTS: [Keyspace; 3] = [Keyspace::Locks, Keyspace::Mvcc, Keyspace::Latest];
 
 #[test]
 fn a_scan_never_misses_a_commit_that_lands_during_it() {
     for at in MOMENTS {
         let engine = MemoryEngine::new();
-        let commit = setup(&engine);
-        let view = CommitOnFirstRead {
-            engine: &engine,
-            at,
-            pending: Mutex::new(Some(commit)),
-        };
+        let view = racing_view(&engine, at);
         // Reading at 30, above the commit: the lock (then resolved) or the new value; the old
         // value would be a read of a state that never existed at 30.
         match MvccReader::new(&view).scan(
@@ -131,12 +137,7 @@ fn read_validation_never_misses_a_commit_that_lands_during_it() {
         .flat_map(|s| MOMENTS.map(|m| (s, m)))
     {
         let engine = MemoryEngine::new();
-        let commit = setup(&engine);
-        let view = CommitOnFirstRead {
-            engine: &engine,
-            at,
-            pending: Mutex::new(Some(commit)),
-        };
+        let view = racing_view(&engine, at);
         // A transaction that read k at 7 and commits at 30 overlaps the write at 20.
         let mut reads = ReadSet::default();
         if by_span {
