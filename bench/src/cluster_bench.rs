@@ -59,16 +59,13 @@ struct Outcome {
     errors: usize,
 }
 
-fn outcome(mut lat: Vec<Duration>, errors: usize, elapsed: Duration) -> Outcome {
-    lat.sort();
-    let at = |q: f64| {
-        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
+fn outcome(lat: Vec<Duration>, errors: usize, elapsed: Duration) -> Outcome {
+    let rate = lat.len() as f64 / elapsed.as_secs_f64();
+    let (p50_us, p99_us) = crate::storage_bench::percentiles(lat);
     Outcome {
-        rate: lat.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        rate,
+        p50: p50_us / 1e3,
+        p99: p99_us / 1e3,
         errors,
     }
 }

@@ -46,7 +46,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// Latency percentiles of a sample, in microseconds.
-fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
+pub(crate) fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
     if lat.is_empty() {
         return (0.0, 0.0);
     }

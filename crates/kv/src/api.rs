@@ -11,6 +11,26 @@ pub struct RangeDesc {
     pub span: Span,
 }
 
+impl RangeDesc {
+    /// Divides the whole key space at `split_keys` (in any order; duplicates and the empty
+    /// key are ignored) into ranges with ids 1, 2, ... in key order.
+    pub fn tile(split_keys: &[Vec<u8>]) -> Vec<RangeDesc> {
+        let mut splits: Vec<&Vec<u8>> = split_keys.iter().filter(|k| !k.is_empty()).collect();
+        splits.sort();
+        splits.dedup();
+        let mut start = Vec::new();
+        let mut out = Vec::with_capacity(splits.len() + 1);
+        for (i, end) in splits.into_iter().cloned().chain([Vec::new()]).enumerate() {
+            out.push(RangeDesc {
+                id: i as u64 + 1,
+                span: Span::new(start, end.clone()),
+            });
+            start = end;
+        }
+        out
+    }
+}
+
 /// One MVCC command for keys of one range.
 #[derive(Clone, Debug)]
 pub enum Request {

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use base::Clock;
-use mvcc::Span;
 use openraft::BasicNode;
 use openraft::async_runtime::WatchReceiver;
 use raft::network::LocalNetwork;
@@ -280,25 +279,16 @@ impl<E: Engine> LocalCluster<E> {
 /// range's `replication` replicas on consecutive nodes starting at a different node per
 /// range.
 fn plan_ranges(splits: &[Vec<u8>], nodes: usize, replication: usize) -> Vec<RangeInfo> {
-    let mut splits: Vec<Vec<u8>> = splits.iter().filter(|k| !k.is_empty()).cloned().collect();
-    splits.sort();
-    splits.dedup();
-    let mut start = Vec::new();
-    let mut out = Vec::new();
-    for (i, end) in splits.into_iter().chain([Vec::new()]).enumerate() {
-        let replicas = (0..replication)
-            .map(|j| ((i + j) % nodes) as u64 + 1)
-            .collect();
-        out.push(RangeInfo {
-            desc: RangeDesc {
-                id: i as u64 + 1,
-                span: Span::new(start, end.clone()),
-            },
-            replicas,
-        });
-        start = end;
-    }
-    out
+    RangeDesc::tile(splits)
+        .into_iter()
+        .enumerate()
+        .map(|(i, desc)| RangeInfo {
+            desc,
+            replicas: (0..replication)
+                .map(|j| ((i + j) % nodes) as u64 + 1)
+                .collect(),
+        })
+        .collect()
 }
 
 /// Delivers requests between the nodes of a [`LocalCluster`], obeying its link cuts.

@@ -126,7 +126,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         self.log.append(batch, durable).await
     }
 
-    pub(crate) async fn one_phase_commit(
+    async fn one_phase_commit(
         &self,
         mutations: Vec<mvcc::Mutation>,
         reads: commands::ReadSet,

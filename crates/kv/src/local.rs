@@ -11,6 +11,7 @@ use crate::KvService;
 use crate::api::{RangeDesc, Request, Response};
 use crate::error::Result;
 use crate::eval::{Evaluator, Log};
+use crate::router::{RangeDirectory, RangeInfo, StaticDirectory};
 use crate::tso::TimestampOracle;
 
 /// Configuration of a [`LocalKv`].
@@ -45,7 +46,8 @@ impl<E: Engine> Log for GroupCommitLog<E> {
 /// Serves key-value requests from one node's storage engine.
 pub struct LocalKv<E: Engine> {
     eval: Evaluator<E, GroupCommitLog<E>>,
-    ranges: Vec<RangeDesc>,
+    /// The division of the key space (no replicas: this node serves every range).
+    ranges: StaticDirectory,
 }
 
 impl<E: Engine> LocalKv<E> {
@@ -56,26 +58,14 @@ impl<E: Engine> LocalKv<E> {
         clock: Arc<dyn Clock>,
         config: LocalKvConfig,
     ) -> Self {
-        let mut splits = config.split_keys;
-        splits.sort();
-        splits.dedup();
-        splits.retain(|k| !k.is_empty());
-        let mut ranges = Vec::with_capacity(splits.len() + 1);
-        let mut start = Vec::new();
-        for (i, end) in splits
+        let ranges = RangeDesc::tile(&config.split_keys)
             .into_iter()
-            .chain(std::iter::once(Vec::new()))
-            .enumerate()
-        {
-            ranges.push(RangeDesc {
-                id: i as u64 + 1,
-                span: Span {
-                    start,
-                    end: end.clone(),
-                },
-            });
-            start = end;
-        }
+            .map(|desc| RangeInfo {
+                desc,
+                replicas: Vec::new(),
+            })
+            .collect();
+        let ranges = StaticDirectory::new(ranges).expect("split keys tile the key space");
         let engine = commit.engine().clone();
         LocalKv {
             eval: Evaluator::new(engine, GroupCommitLog { commit }, tso, clock),
@@ -101,27 +91,15 @@ impl<E: Engine> KvService for LocalKv<E> {
     }
 
     async fn range_of(&self, key: &[u8]) -> Result<RangeDesc> {
-        let r = self
-            .ranges
-            .iter()
-            .find(|r| r.span.contains(key))
-            .unwrap_or(&self.ranges[0]);
-        Ok(r.clone())
+        Ok(self.ranges.lookup(key)?.desc)
     }
 
     async fn ranges(&self, span: &Span) -> Result<Vec<RangeDesc>> {
         Ok(self
             .ranges
-            .iter()
-            .filter(|r| overlaps(&r.span, span))
-            .cloned()
+            .overlapping(span)?
+            .into_iter()
+            .map(|r| r.desc)
             .collect())
     }
-}
-
-/// Returns true if two spans share a key.
-pub(crate) fn overlaps(a: &Span, b: &Span) -> bool {
-    let a_before_b_ends = b.end.is_empty() || a.start < b.end;
-    let b_before_a_ends = a.end.is_empty() || b.start < a.end;
-    a_before_b_ends && b_before_a_ends
 }

@@ -87,10 +87,17 @@ impl RangeDirectory for StaticDirectory {
         Ok(self
             .ranges
             .iter()
-            .filter(|r| crate::local::overlaps(&r.desc.span, span))
+            .filter(|r| overlaps(&r.desc.span, span))
             .cloned()
             .collect())
     }
+}
+
+/// Returns true if two spans share a key.
+fn overlaps(a: &Span, b: &Span) -> bool {
+    let a_before_b_ends = b.end.is_empty() || a.start < b.end;
+    let b_before_a_ends = a.end.is_empty() || b.start < a.end;
+    a_before_b_ends && b_before_a_ends
 }
 
 /// Sends requests to other nodes' stores.

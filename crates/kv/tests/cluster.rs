@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{applied_on, cluster, get, put, wait_leader};
+use common::{another_node, applied_on, cluster, get, put, wait_leader};
 use kv::{Error, Request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +82,7 @@ async fn leaseholder_crash_costs_a_pause_not_a_write() {
     }
     let victim = wait_leader(&c, 1).await;
     c.kill(victim).await;
-    let survivor = c.nodes().into_iter().find(|&n| n != victim).unwrap();
+    let survivor = another_node(&c, victim);
     let kv = c.kv(survivor);
     let t = Instant::now();
     put(kv.as_ref(), tso.as_ref(), b"b-after", b"v")
@@ -137,7 +137,7 @@ async fn isolated_leaseholder_serves_nothing_and_catches_up_after_heal() {
         "write in the minority: {err}"
     );
     // The majority elects a leader and takes writes, including a new value of c1.
-    let majority = c.nodes().into_iter().find(|&n| n != minority).unwrap();
+    let majority = another_node(&c, minority);
     let outside = c.kv(majority);
     put(outside.as_ref(), tso.as_ref(), b"c1", b"new")
         .await

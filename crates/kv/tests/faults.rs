@@ -10,7 +10,7 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{E, applied_on, cluster_with, get, put, wait_leader};
+use common::{E, another_node, applied_on, cluster_with, get, put, wait_leader};
 use kv::Error;
 use kv::cluster::LocalCluster;
 use openraft::async_runtime::WatchReceiver;
@@ -82,7 +82,7 @@ async fn leader_crash_then_a_new_leader_and_writes_resume() {
         }
         let victim = wait_leader(&c, range).await;
         c.kill(victim).await;
-        let survivor = if victim == 1 { 2 } else { 1 };
+        let survivor = another_node(&c, victim);
         let t = Instant::now();
         let k = format!("{prefix}{seed}-after");
         put(c.kv(survivor).as_ref(), tso.as_ref(), k.as_bytes(), b"v")
@@ -121,10 +121,10 @@ async fn minority_serves_nothing_and_catches_up_after_heal() {
         let minority = if rng.random_bool(0.5) {
             leader
         } else {
-            [1, 2, 3].into_iter().find(|&n| n != leader).unwrap()
+            another_node(&c, leader)
         };
         c.isolate(minority);
-        let majority = [1, 2, 3].into_iter().find(|&n| n != minority).unwrap();
+        let majority = another_node(&c, minority);
         put(c.kv(majority).as_ref(), tso.as_ref(), b"k", b"new")
             .await
             .unwrap();
@@ -169,7 +169,7 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
             .await
             .unwrap();
         let leader = wait_leader(&c, 2).await;
-        let behind = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
+        let behind = another_node(&c, leader);
         c.kill(behind).await;
         // Far more entries than the log keeps after a snapshot.
         let n = rng.random_range(60..120);

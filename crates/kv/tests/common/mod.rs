@@ -124,3 +124,8 @@ pub async fn wait_leader(c: &LocalCluster<E>, range: u64) -> u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Returns a node of `c` other than `node` (the first such).
+pub fn another_node(c: &LocalCluster<E>, node: u64) -> u64 {
+    c.nodes().into_iter().find(|&n| n != node).unwrap()
+}
