@@ -2,9 +2,12 @@
 //!
 //! - `tessera start-single-node`: a node with a store in `./tessera-data`, SQL and HTTP on
 //!   loopback;
+//! - `tessera start --join ...`: a node of a cluster; `tessera init` bootstraps the cluster
+//!   once; `tessera node ls` / `tessera node status` show its nodes and replicas;
 //! - `tessera sql`: an interactive SQL shell (or `-e` to run statements);
 //! - `tessera demo`: a temporary node with a sample database, then the shell.
 
+mod cluster;
 mod demo;
 mod shell;
 
@@ -33,6 +36,14 @@ struct Cli {
 enum Command {
     /// Run a single-node server until SIGINT or SIGTERM.
     StartSingleNode(StartArgs),
+    /// Run a node of a cluster until SIGINT or SIGTERM (it joins through --join, or
+    /// waits for `tessera init`).
+    Start(cluster::StartArgs),
+    /// Bootstrap a new cluster on a started node (once per cluster).
+    Init(cluster::InitArgs),
+    /// Show a cluster's nodes and one node's replicas.
+    #[command(subcommand)]
+    Node(cluster::NodeCommand),
     /// Open a SQL shell on a running server (or run statements with -e).
     Sql(shell::ShellArgs),
     /// Start a temporary node with a sample database and open a shell on it.
@@ -79,6 +90,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::StartSingleNode(args) => start(args).await,
+            Command::Start(args) => cluster::start(args).await,
+            Command::Init(args) => cluster::init(args).await,
+            Command::Node(cmd) => cluster::node(cmd).await,
             Command::Sql(args) => shell::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
@@ -120,7 +134,7 @@ async fn start(args: StartArgs) -> Result<ExitCode, BoxError> {
 }
 
 /// Writes to stdout, ignoring a closed or broken stdout.
-fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());

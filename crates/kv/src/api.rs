@@ -5,7 +5,7 @@ use mvcc::commands::{GcOutcome, ReadSet, TxnMeta, TxnStatus};
 use mvcc::{Mutation, ScanOutcome, Span};
 
 /// A range: a contiguous span of the key space served as one unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RangeDesc {
     pub id: u64,
     pub span: Span,
@@ -32,7 +32,7 @@ impl RangeDesc {
 }
 
 /// One MVCC command for keys of one range.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Request {
     /// Reads keys at `ts`; `txn` is the reader's own start timestamp.
     Get {
@@ -112,7 +112,7 @@ pub enum Request {
 }
 
 /// The answer to a [`Request`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Response {
     /// Values of a `Get` or `PessimisticLock`, in request order.
     Values(Vec<Option<Vec<u8>>>),

@@ -35,8 +35,10 @@ mod error;
 mod eval;
 mod latches;
 mod local;
+pub mod node;
 mod replica;
 mod router;
+pub mod rpc;
 pub mod tso;
 
 use async_trait::async_trait;

@@ -139,6 +139,18 @@ impl<E: Engine> Replica<E> {
         &self.eval.log().raft
     }
 
+    /// Returns once this replica is the leaseholder (with a valid lease) and has applied
+    /// every entry committed before now.
+    pub(crate) async fn ready(&self) -> Result<()> {
+        self.eval.log().ready().await
+    }
+
+    /// Proposes a write batch evaluated outside the evaluator (it takes no latches: only
+    /// for keys no request writes) and returns once it is applied here.
+    pub(crate) async fn propose(&self, batch: WriteBatch) -> Result<()> {
+        self.eval.log().append(batch, true).await
+    }
+
     /// Executes `req` if this replica is the leaseholder and the request's keys are in
     /// the range.
     pub async fn execute(&self, req: Request) -> Result<Response> {

@@ -94,7 +94,7 @@ impl RangeDirectory for StaticDirectory {
 }
 
 /// Returns true if two spans share a key.
-fn overlaps(a: &Span, b: &Span) -> bool {
+pub(crate) fn overlaps(a: &Span, b: &Span) -> bool {
     let a_before_b_ends = b.end.is_empty() || a.start < b.end;
     let b_before_a_ends = a.end.is_empty() || b.start < a.end;
     a_before_b_ends && b_before_a_ends

@@ -5,7 +5,7 @@ use base::Timestamp;
 use crate::record::LockKind;
 
 /// A lock that blocked a read or write, with what a caller needs to resolve it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockInfo {
     pub key: Vec<u8>,
     pub primary: Vec<u8>,

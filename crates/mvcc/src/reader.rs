@@ -11,7 +11,7 @@ use crate::key;
 use crate::record::{Latest, Lock, LockKind, Version, WriteKind};
 
 /// A half-open span of user keys, `[start, end)`; an empty `end` means no upper bound.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub start: Vec<u8>,
     pub end: Vec<u8>,
@@ -57,7 +57,7 @@ pub(crate) fn next_key(key: &[u8]) -> Vec<u8> {
 }
 
 /// The result of a scan: the pairs found, and where to continue if a limit cut it short.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanOutcome {
     pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
     /// For a forward scan, the start of the rest of the span; for a reverse scan, its

@@ -186,7 +186,7 @@ impl Latest {
 }
 
 /// What a lock will become when its transaction commits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LockKind {
     /// A prewritten put.
     Put,
@@ -291,7 +291,7 @@ fn read_u64(b: &[u8]) -> u64 {
 }
 
 /// One change a transaction makes to one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     Put {
         key: Vec<u8>,

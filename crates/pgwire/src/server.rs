@@ -92,6 +92,17 @@ impl PgServer {
         shutdown: watch::Receiver<bool>,
     ) -> std::io::Result<PgServer> {
         let listener = TcpListener::bind(addr).await?;
+        Ok(Self::from_listener(listener, engine, config, shutdown))
+    }
+
+    /// Serves on a listener bound already (a node binds its SQL port before it can run
+    /// SQL, so a taken port fails at start).
+    pub fn from_listener(
+        listener: TcpListener,
+        engine: Arc<SqlEngine>,
+        config: PgConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> PgServer {
         let shared = Arc::new(Shared {
             engine,
             max_connections: config.max_connections,
@@ -99,11 +110,11 @@ impl PgServer {
             connections: AtomicUsize::new(0),
             cancels: Mutex::new(HashMap::new()),
         });
-        Ok(PgServer {
+        PgServer {
             listener,
             shared,
             config,
-        })
+        }
     }
 
     /// Returns the state shared by the connections (for metrics).

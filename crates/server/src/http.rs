@@ -32,8 +32,18 @@ async fn health() -> Json<serde_json::Value> {
 
 /// Ready when a transaction can run end to end.
 async fn ready(State(s): State<Arc<HttpState>>) -> Response {
+    let Some(txn) = s.status.txn.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "unavailable",
+                "error": "the node has not joined a cluster yet",
+            })),
+        )
+            .into_response();
+    };
     let probe = async {
-        let mut t = s.status.node.txn().begin().await?;
+        let mut t = txn.begin().await?;
         t.get(b"\x02readiness-probe").await?;
         t.commit().await
     };
@@ -63,6 +73,9 @@ struct NodeInfo {
     http_address: String,
     store: String,
     uptime_seconds: u64,
+    /// For a node of a cluster: its identity, peers and replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
 }
 
 async fn node(State(s): State<Arc<HttpState>>) -> Json<NodeInfo> {
@@ -70,13 +83,18 @@ async fn node(State(s): State<Arc<HttpState>>) -> Json<NodeInfo> {
         version: env!("CARGO_PKG_VERSION"),
         sql_address: s.status.sql_addr.to_string(),
         http_address: s.status.http_addr.to_string(),
-        store: s.status.node.store().display().to_string(),
+        store: s.status.store.display().to_string(),
         uptime_seconds: s.started.elapsed().as_secs(),
+        cluster: s
+            .status
+            .cluster
+            .as_ref()
+            .map(|c| crate::process::status_json(&c.status())),
     })
 }
 
 async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
-    let c = s.status.node.commit_stats();
+    let c = s.status.commit.stats();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
         out.push_str(&format!(
@@ -99,7 +117,7 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         "tessera_sql_connections",
         "gauge",
         "Open PostgreSQL-protocol connections.",
-        s.status.pg.connection_count() as f64,
+        s.status.pg.get().map_or(0, |p| p.connection_count()) as f64,
     );
     metric(
         "tessera_uptime_seconds",

@@ -12,7 +12,9 @@
 pub mod cluster;
 mod http;
 mod node;
+pub mod process;
 mod service;
 
 pub use node::{Node, NodeConfig, NodeError};
+pub use process::{ClusterServer, ClusterServerConfig};
 pub use service::{DEFAULT_HTTP_PORT, DEFAULT_SQL_PORT, Server, ServerConfig, ServerError};

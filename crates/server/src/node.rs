@@ -110,6 +110,11 @@ impl Node {
         &self.store
     }
 
+    /// Returns the node's group commit.
+    pub fn commit(&self) -> &Arc<GroupCommit<FjallEngine>> {
+        &self.commit
+    }
+
     /// Returns group commit counters.
     pub fn commit_stats(&self) -> GroupCommitStats {
         self.commit.stats()

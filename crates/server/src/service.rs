@@ -2,8 +2,11 @@
 //! shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use storage::{FjallEngine, GroupCommit};
+use txn::TxnClient;
 
 use pgwire::{PgConfig, PgServer};
 use tokio::sync::watch;
@@ -45,6 +48,8 @@ impl ServerConfig {
 pub enum ServerError {
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error("{0}")]
+    Cluster(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -54,10 +59,35 @@ pub enum ServerError {
 
 /// What the HTTP API reports.
 pub(crate) struct Status {
-    pub node: Arc<Node>,
-    pub pg: Arc<pgwire::Shared>,
+    /// Set once the node can run transactions (a cluster node, once it joined).
+    pub txn: OnceLock<TxnClient>,
+    pub pg: OnceLock<Arc<pgwire::Shared>>,
+    pub commit: Arc<GroupCommit<FjallEngine>>,
+    pub store: std::path::PathBuf,
     pub sql_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The cluster node, for a node of a cluster of processes.
+    pub cluster: Option<Arc<kv::node::ClusterNode<FjallEngine>>>,
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` turns true.
+pub(crate) fn serve_http(
+    listener: tokio::net::TcpListener,
+    status: Arc<Status>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let app = http::router(Arc::new(HttpState {
+        status,
+        started: Instant::now(),
+    }));
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            pgwire::stopped(&mut shutdown).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
 }
 
 /// A started server.
@@ -103,24 +133,15 @@ impl Server {
                 source,
             })?;
         let status = Arc::new(Status {
-            node: node.clone(),
-            pg: pg.shared(),
+            txn: node.txn().clone().into(),
+            pg: pg.shared().into(),
+            commit: node.commit().clone(),
+            store: node.store().to_path_buf(),
             sql_addr,
             http_addr,
+            cluster: None,
         });
-        let app = http::router(Arc::new(HttpState {
-            status,
-            started: Instant::now(),
-        }));
-        let mut http_rx = rx.clone();
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(http_listener, app).with_graceful_shutdown(async move {
-                pgwire::stopped(&mut http_rx).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let http_task = serve_http(http_listener, status, rx.clone());
         let pg_task = tokio::spawn(pg.run());
         tracing::info!(%sql_addr, %http_addr, store = %node.store().display(), "server started");
         Ok(Server {

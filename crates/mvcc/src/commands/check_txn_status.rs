@@ -9,7 +9,7 @@ use crate::reader::MvccReader;
 use crate::record::WriteKind;
 
 /// The fate of a transaction, as its primary key tells it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TxnStatus {
     /// Committed at this timestamp: roll its other locks forward.
     Committed(Timestamp),

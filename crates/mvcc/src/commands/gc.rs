@@ -11,7 +11,7 @@ use crate::reader::{MvccReader, Span};
 use crate::record::{Version, WriteKind};
 
 /// What one GC pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GcOutcome {
     pub keys_scanned: usize,
     pub versions_deleted: usize,

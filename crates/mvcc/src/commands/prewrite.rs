@@ -9,7 +9,7 @@ use crate::reader::{MvccReader, lock_info};
 use crate::record::{Lock, LockKind, Mutation};
 
 /// What every lock of a transaction records about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxnMeta {
     pub start_ts: Timestamp,
     /// The key whose lock or commit record decides the transaction's fate.

@@ -12,7 +12,7 @@ use crate::record::{Latest, Lock, Version};
 
 /// What a transaction read, each with the timestamp it read at (its start timestamp, or
 /// a later one for keys it locked for update).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadSet {
     pub keys: Vec<(Vec<u8>, Timestamp)>,
     pub spans: Vec<(Span, Timestamp)>,

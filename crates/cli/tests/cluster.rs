@@ -1,0 +1,522 @@
+//! Clusters of real `tessera` processes on loopback: `tessera start` + `tessera init`,
+//! SQL write load while the hot range's leaseholder is killed with SIGKILL, a restart that
+//! catches up, two simultaneous kills on five nodes, and the life-cycle mistakes an
+//! operator can make (init twice, join to nothing, a store of another cluster, a copied
+//! store) refused with a clear error.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tessera() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.env("TESSERA_LOG", "info,openraft=warn,fjall=warn,lsm_tree=warn");
+    cmd
+}
+
+/// One `tessera start` process and how to start it again.
+struct Node {
+    store: PathBuf,
+    rpc: String,
+    sql: String,
+    http: String,
+    join: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(dir: &Path, name: &str) -> Node {
+        Node {
+            store: dir.join(name),
+            rpc: format!("127.0.0.1:{}", free_port()),
+            sql: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            join: Vec::new(),
+            log: dir.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = tessera();
+        cmd.args(["start", "--store"])
+            .arg(&self.store)
+            .args(["--listen-addr", &self.rpc])
+            .args(["--sql-addr", &self.sql])
+            .args(["--http-addr", &self.http]);
+        if !self.join.is_empty() {
+            cmd.args(["--join", &self.join.join(",")]);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        cmd
+    }
+
+    fn start(&mut self) {
+        self.child = Some(self.command().spawn().unwrap());
+        wait_for(Duration::from_secs(30), "the node to listen", || {
+            std::net::TcpStream::connect(&self.rpc)
+                .is_ok()
+                .then_some(())
+        });
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgresql://root@{}/postgres?sslmode=disable", self.sql)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a CLI command; returns (success, stdout + stderr).
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn status(node: &Node) -> Option<Value> {
+    let (ok, out) = run(tessera().args(["node", "status", "--host", &node.rpc]));
+    if !ok {
+        return None;
+    }
+    serde_json::from_str(&out).ok()
+}
+
+fn replicas(s: &Value) -> &Vec<Value> {
+    s["replicas"].as_array().unwrap()
+}
+
+/// Starts `n` nodes that join through the first two, initializes the cluster and waits
+/// until every range has `replication` voters.
+fn start_cluster(dir: &Path, n: usize, replication: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = (1..=n).map(|i| Node::new(dir, &format!("n{i}"))).collect();
+    let seeds: Vec<String> = nodes.iter().take(2).map(|n| n.rpc.clone()).collect();
+    for node in &mut nodes {
+        node.join = seeds.clone();
+        node.start();
+    }
+    let (ok, out) = run(tessera().args([
+        "init",
+        "--host",
+        &nodes[0].rpc,
+        "--replication",
+        &replication.to_string(),
+    ]));
+    assert!(ok, "init failed: {out}");
+    assert!(out.contains("initialized"), "{out}");
+    wait_for(
+        Duration::from_secs(90),
+        "every range to be replicated",
+        || {
+            let s = status(&nodes[0])?;
+            let rs = replicas(&s);
+            (!rs.is_empty()
+                && rs
+                    .iter()
+                    .all(|r| r["voters"].as_array().unwrap().len() == replication))
+            .then_some(())
+        },
+    );
+    nodes
+}
+
+async fn connect(node: &Node) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&node.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Connects once SQL answers on the node.
+async fn connect_when_ready(node: &Node) -> tokio_postgres::Client {
+    let start = Instant::now();
+    loop {
+        if let Ok((client, conn)) =
+            tokio_postgres::connect(&node.url(), tokio_postgres::NoTls).await
+        {
+            tokio::spawn(conn);
+            if client.simple_query("SELECT 1").await.is_ok() {
+                return client;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "SQL never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The range of a table created in a new cluster: the cluster starts with one range per
+/// table id from 100 (range 2 holds table 100), after the meta range.
+async fn table_range(client: &tokio_postgres::Client, table: &str) -> u64 {
+    let row = client
+        .query_one(
+            "SELECT oid::int8 FROM pg_class WHERE relname = $1",
+            &[&table],
+        )
+        .await
+        .unwrap();
+    let oid: i64 = row.get(0);
+    assert!((100..116).contains(&oid), "table {table} has id {oid}");
+    oid as u64 - 98
+}
+
+/// Returns the index of the node whose replica of `range` leads it.
+fn leaseholder(nodes: &[Node], range: u64) -> Option<usize> {
+    nodes.iter().position(|n| {
+        n.child.is_some()
+            && status(n).is_some_and(|s| {
+                replicas(&s)
+                    .iter()
+                    .any(|r| r["range"] == range && r["leader"] == true)
+            })
+    })
+}
+
+/// What writers saw: acknowledged ids with their times, and ids whose fate is unknown.
+#[derive(Default)]
+struct Acks {
+    acked: Vec<(Instant, i64)>,
+    unknown: BTreeSet<i64>,
+    errors: Vec<String>,
+}
+
+/// Inserts rows with ids `base + i` through `node` until `stop` is set.
+async fn writer(node_url: String, base: i64, acks: Arc<Mutex<Acks>>, stop: Arc<AtomicBool>) {
+    let (client, conn) = tokio_postgres::connect(&node_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let id = base + i;
+        i += 1;
+        match client
+            .execute("INSERT INTO hot VALUES ($1, $2)", &[&id, &(id % 7)])
+            .await
+        {
+            Ok(1) => acks.lock().unwrap().acked.push((Instant::now(), id)),
+            Ok(n) => panic!("insert of {id} touched {n} rows"),
+            Err(e) => {
+                {
+                    let mut a = acks.lock().unwrap();
+                    // Only a commit whose outcome is unknown may have happened.
+                    a.unknown.insert(id);
+                    a.errors.push(e.to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Runs writers through `through` while `fault` strikes after `before`; returns what they
+/// saw and the longest pause between acknowledgements after the fault.
+async fn write_through_fault(
+    through: &[String],
+    before: Duration,
+    after: Duration,
+    fault: impl FnOnce(),
+) -> (Acks, Duration, Instant) {
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = through
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            tokio::spawn(writer(
+                url.clone(),
+                (i as i64 + 1) * 1_000_000,
+                acks.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(before).await;
+    let fault_at = Instant::now();
+    fault();
+    tokio::time::sleep(after).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acks = Arc::try_unwrap(acks).ok().unwrap().into_inner().unwrap();
+    let mut times: Vec<Instant> = acks.acked.iter().map(|(t, _)| *t).collect();
+    times.sort();
+    let last_before = times
+        .iter()
+        .rev()
+        .find(|t| **t <= fault_at)
+        .copied()
+        .unwrap_or(fault_at);
+    let first_after = times
+        .iter()
+        .find(|t| **t > fault_at)
+        .copied()
+        .expect("no write was acknowledged after the fault");
+    let mut gap = first_after.duration_since(last_before);
+    for w in times.windows(2) {
+        if w[0] >= fault_at {
+            gap = gap.max(w[1].duration_since(w[0]));
+        }
+    }
+    (acks, gap, fault_at)
+}
+
+/// Checks that every acknowledged id is in the table and nothing else but ids whose
+/// outcome was unknown.
+async fn check_rows(client: &tokio_postgres::Client, acks: &Acks) {
+    let rows = client.query("SELECT id FROM hot", &[]).await.unwrap();
+    let present: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let acked: BTreeSet<i64> = acks.acked.iter().map(|(_, id)| *id).collect();
+    let missing: Vec<_> = acked.difference(&present).collect();
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+    let extra: Vec<_> = present
+        .difference(&acked)
+        .filter(|id| !acks.unknown.contains(id))
+        .collect();
+    assert!(extra.is_empty(), "rows nobody wrote: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_survive_killing_the_hot_leaseholder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 3, 3);
+    let setup = connect_when_ready(&nodes[1]).await;
+    setup
+        .batch_execute("CREATE TABLE hot (id INT8 PRIMARY KEY, v INT8)")
+        .await
+        .unwrap();
+    let range = table_range(&setup, "hot").await;
+    let victim = wait_for(Duration::from_secs(30), "a leaseholder", || {
+        leaseholder(&nodes, range)
+    });
+    // Writers on the two other nodes, two each.
+    let through: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .flat_map(|(_, n)| [n.url(), n.url()])
+        .collect();
+    let (acks, gap, _) = write_through_fault(
+        &through,
+        Duration::from_secs(3),
+        Duration::from_secs(8),
+        || nodes[victim].kill(),
+    )
+    .await;
+    println!(
+        "killed node {} (leaseholder of range {range}): writes resumed after {gap:?}; {} acknowledged, {} failed",
+        victim + 1,
+        acks.acked.len(),
+        acks.unknown.len()
+    );
+    assert!(
+        gap < Duration::from_secs(5),
+        "writes paused for {gap:?} after the leaseholder died; errors: {:?}",
+        acks.errors
+    );
+    assert!(
+        acks.acked.len() > 20,
+        "too few writes: {}",
+        acks.acked.len()
+    );
+
+    // The killed node restarts and catches up with the range's leader.
+    nodes[victim].start();
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted node to catch up",
+        || {
+            let leader = leaseholder(&nodes, range)?;
+            let applied = |n: &Node| {
+                status(n).and_then(|s| {
+                    replicas(&s)
+                        .iter()
+                        .find(|r| r["range"] == range)
+                        .and_then(|r| r["applied"].as_u64())
+                })
+            };
+            let (l, v) = (applied(&nodes[leader])?, applied(&nodes[victim])?);
+            (v >= l).then_some(())
+        },
+    );
+    let client = connect_when_ready(&nodes[victim]).await;
+    check_rows(&client, &acks).await;
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_survive_two_simultaneous_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 5, 5);
+    let setup = connect_when_ready(&nodes[0]).await;
+    setup
+        .batch_execute("CREATE TABLE hot (id INT8 PRIMARY KEY, v INT8)")
+        .await
+        .unwrap();
+    let range = table_range(&setup, "hot").await;
+    let leader = wait_for(Duration::from_secs(30), "a leaseholder", || {
+        leaseholder(&nodes, range)
+    });
+    // Kill the leaseholder and one more; write through the other three.
+    let victims = [leader, (leader + 1) % 5];
+    let through: Vec<String> = (0..5)
+        .filter(|i| !victims.contains(i))
+        .map(|i| nodes[i].url())
+        .collect();
+    let (acks, gap, _) = write_through_fault(
+        &through,
+        Duration::from_secs(2),
+        Duration::from_secs(8),
+        || {
+            for v in victims {
+                if let Some(c) = nodes[v].child.as_mut() {
+                    c.kill().unwrap();
+                }
+            }
+            for v in victims {
+                nodes[v].kill();
+            }
+        },
+    )
+    .await;
+    println!(
+        "killed nodes {} and {}: writes resumed after {gap:?}; {} acknowledged",
+        victims[0] + 1,
+        victims[1] + 1,
+        acks.acked.len()
+    );
+    assert!(gap < Duration::from_secs(5), "writes paused for {gap:?}");
+    let survivor = (0..5).find(|i| !victims.contains(i)).unwrap();
+    let client = connect(&nodes[survivor]).await;
+    check_rows(&client, &acks).await;
+}
+
+#[test]
+fn lifecycle_mistakes_are_refused_and_harm_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = start_cluster(dir.path(), 1, 1);
+
+    // init, twice.
+    let (ok, out) = run(tessera().args(["init", "--host", &a[0].rpc]));
+    assert!(!ok, "a second init succeeded: {out}");
+    assert!(out.contains("already initialized"), "{out}");
+
+    // --join to nothing: a clear error, and the store stays empty so it can join later.
+    let mut lone = Node::new(dir.path(), "lone");
+    lone.join = vec![format!("127.0.0.1:{}", free_port())];
+    let (ok, out) = run(lone.command().args(["--join-timeout", "2"]));
+    let text = out + &lone.log_text();
+    assert!(!ok, "joining nothing succeeded: {text}");
+    assert!(text.contains("cannot join"), "{text}");
+    lone.join = vec![a[0].rpc.clone()];
+    lone.start();
+    wait_for(Duration::from_secs(30), "the node to join", || {
+        status(&lone).filter(|s| s["node_id"] == 2)
+    });
+
+    // A store of another cluster pointed at this one.
+    let mut b = Node::new(dir.path(), "other");
+    b.start();
+    let (ok, out) = run(tessera().args(["init", "--host", &b.rpc, "--replication", "1"]));
+    assert!(ok, "{out}");
+    b.kill();
+    b.join = vec![a[0].rpc.clone()];
+    let (ok, out) = run(&mut b.command());
+    let text = out + &b.log_text();
+    assert!(!ok, "a foreign store joined: {text}");
+    assert!(text.contains("belongs to cluster"), "{text}");
+
+    // A copy of a running node's store, started as a second process of that node.
+    lone.kill();
+    let copy = dir.path().join("copy");
+    copy_dir(&lone.store, &copy);
+    lone.start();
+    let mut twin = Node::new(dir.path(), "twin");
+    twin.store = copy;
+    twin.join = vec![a[0].rpc.clone()];
+    let (ok, out) = run(&mut twin.command());
+    let text = out + &twin.log_text();
+    assert!(!ok, "a copied store ran beside its original: {text}");
+    assert!(text.contains("already running"), "{text}");
+
+    // The cluster is untouched: both nodes answer as before.
+    let s = status(&a[0]).unwrap();
+    let ids: Vec<u64> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2], "{s}");
+    a[0].kill();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
