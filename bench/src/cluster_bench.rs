@@ -6,6 +6,9 @@
 //! SQL goes over the PostgreSQL protocol on loopback, to the nodes in turn. Each write
 //! is a transaction that puts one 256-byte value at a random key of 100,000 and is
 //! acknowledged once a quorum has the log entry on disk.
+//!
+//! With `--urls`, the SQL half runs against a cluster of processes already started
+//! (`tessera start`, one PostgreSQL URL per node), the clients spread over the nodes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +22,8 @@ struct Options {
     dir: Option<PathBuf>,
     secs: u64,
     clients: Vec<usize>,
+    /// PostgreSQL URLs of a running cluster's nodes; empty: an in-process cluster.
+    urls: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -26,12 +31,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
         dir: None,
         secs: 10,
         clients: vec![1, 16, 128],
+        urls: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--dir" => o.dir = Some(value()?.into()),
+            "--urls" => o.urls = value()?.split(',').map(str::to_string).collect(),
             "--secs" => o.secs = value()?.parse().map_err(|_| "--secs: a number")?,
             "--clients" => {
                 o.clients = value()?
@@ -126,6 +133,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    if !o.urls.is_empty() {
+        return rt.block_on(bench_processes(&o));
+    }
     let result = rt.block_on(bench(&o, &dir));
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -181,39 +191,72 @@ async fn bench(o: &Options, dir: &std::path::Path) -> Result<(), String> {
             r.rate, r.p50, r.p99, r.errors
         );
 
-        // SQL: an upsert per statement over the PostgreSQL protocol.
-        let mut conns = Vec::new();
-        for i in 0..clients {
-            let url = cluster.url(nodes[i % nodes.len()]).ok_or("node down")?;
-            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let stmt = c
-                .prepare(
-                    "INSERT INTO kv VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            conns.push(Arc::new((c, stmt)));
-        }
-        let v = value.clone();
-        let r = drive(clients, o.secs, move |w, k| {
-            let c = conns[w].clone();
-            let v = v.clone();
-            async move {
-                c.0.execute(&c.1, &[&(k as i64), &v])
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-        println!(
-            "| SQL | {clients} | {:.0} | {:.2} | {:.2} | {} |",
-            r.rate, r.p50, r.p99, r.errors
-        );
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|&n| cluster.url(n).ok_or("node down"))
+            .collect::<Result<_, _>>()?;
+        sql_point(&urls, clients, o.secs, &value).await?;
     }
     cluster.shutdown().await;
+    Ok(())
+}
+
+/// Runs the SQL workload against a cluster of processes, one PostgreSQL URL per node.
+async fn bench_processes(o: &Options) -> Result<(), String> {
+    let (admin, conn) = tokio_postgres::connect(&o.urls[0], tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    admin
+        .batch_execute("CREATE TABLE IF NOT EXISTS kv (k INT8 PRIMARY KEY, v TEXT NOT NULL)")
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "cluster of {} processes ({}), 256-byte values, {} keys, {} s per point",
+        o.urls.len(),
+        o.urls.join(" "),
+        KEYS,
+        o.secs
+    );
+    println!("| path | clients | writes/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let value = "v".repeat(VALUE_LEN);
+    for &clients in &o.clients {
+        sql_point(&o.urls, clients, o.secs, &value).await?;
+    }
+    Ok(())
+}
+
+/// One SQL point: `clients` connections spread over `urls`, each upserting one row per
+/// statement over the PostgreSQL protocol.
+async fn sql_point(urls: &[String], clients: usize, secs: u64, value: &str) -> Result<(), String> {
+    let mut conns = Vec::new();
+    for i in 0..clients {
+        let (c, conn) = tokio_postgres::connect(&urls[i % urls.len()], tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let stmt = c
+            .prepare("INSERT INTO kv VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+            .await
+            .map_err(|e| e.to_string())?;
+        conns.push(Arc::new((c, stmt)));
+    }
+    let v = value.to_string();
+    let r = drive(clients, secs, move |w, k| {
+        let c = conns[w].clone();
+        let v = v.clone();
+        async move {
+            c.0.execute(&c.1, &[&(k as i64), &v])
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    println!(
+        "| SQL | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+        r.rate, r.p50, r.p99, r.errors
+    );
     Ok(())
 }
