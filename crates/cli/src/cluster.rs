@@ -46,6 +46,10 @@ pub struct InitArgs {
     /// Replicas per range: odd, 1 to 7.
     #[arg(long, default_value_t = 3)]
     replication: u32,
+    /// How many ranges the cluster starts with (the system ranges, then one per table
+    /// id from 100 on; default 17).
+    #[arg(long)]
+    ranges: Option<u64>,
 }
 
 #[derive(clap::Subcommand)]
@@ -93,7 +97,7 @@ pub async fn start(args: StartArgs) -> Result<ExitCode, BoxError> {
 }
 
 pub async fn init(args: InitArgs) -> Result<ExitCode, BoxError> {
-    let reply = process::init_cluster(&args.host, args.replication).await?;
+    let reply = process::init_cluster(&args.host, args.replication, args.ranges).await?;
     say(&format!(
         "cluster {} initialized: node {} at {}, {} replicas per range\n",
         reply.cluster_id, reply.node_id, args.host, args.replication

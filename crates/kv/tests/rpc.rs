@@ -12,10 +12,17 @@ use kv::{Request, Response};
 use storage::{GroupCommit, MemoryEngine};
 
 async fn serve_node() -> (Arc<ClusterNode<MemoryEngine>>, String) {
+    serve_node_joining(Vec::new()).await
+}
+
+/// Starts a node that joins the nodes at `join` (none: it waits for init).
+async fn serve_node_joining(join: Vec<String>) -> (Arc<ClusterNode<MemoryEngine>>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let commit = Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
-    let node = ClusterNode::open(commit, NodeConfig::new(addr.clone()), Arc::new(SystemClock))
+    let mut config = NodeConfig::new(addr.clone());
+    config.join = join;
+    let node = ClusterNode::open(commit, config, Arc::new(SystemClock))
         .await
         .unwrap();
     let service = NodeService::server(node.clone());
@@ -57,9 +64,9 @@ async fn members_are_served_and_strangers_refused() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
     assert!(err.message().contains("not part of a cluster"), "{err}");
 
-    let ident = node.init(1).await.unwrap();
+    let ident = node.init(1, Vec::new()).await.unwrap();
     assert_eq!(ident.node_id, 1);
-    let err = node.init(1).await.unwrap_err();
+    let err = node.init(1, Vec::new()).await.unwrap_err();
     assert!(err.to_string().contains("already initialized"), "{err}");
 
     // A member's request is served.
@@ -150,4 +157,42 @@ async fn members_are_served_and_strangers_refused() {
     .unwrap();
     assert_eq!(answer, Response::Values(vec![None]));
     node.shutdown().await;
+}
+
+/// A node that does not lead the meta range takes its timestamps from the one that does;
+/// concurrent callers share calls, and every caller still gets its own block of
+/// consecutive timestamps, disjoint from everyone else's and from the leader's own.
+#[tokio::test]
+async fn timestamps_from_another_node_are_unique_under_concurrency() {
+    use kv::tso::TimestampOracle;
+    let (first, first_addr) = serve_node().await;
+    first.init(1, Vec::new()).await.unwrap();
+    let (second, _) = serve_node_joining(vec![first_addr]).await;
+    second.join().await.unwrap();
+    let remote = second.tso().unwrap();
+    let local = first.tso().unwrap();
+    let mut calls = Vec::new();
+    for i in 0..200u32 {
+        let tso: Arc<dyn TimestampOracle> = if i % 5 == 0 {
+            local.clone()
+        } else {
+            remote.clone()
+        };
+        let count = 1 + i % 4;
+        calls.push(tokio::spawn(async move {
+            (tso.timestamps(count).await.unwrap().get(), count)
+        }));
+    }
+    let mut taken = Vec::new();
+    for c in calls {
+        let (first_ts, count) = c.await.unwrap();
+        taken.extend((0..u64::from(count)).map(|k| first_ts + k));
+    }
+    let n = taken.len();
+    taken.sort_unstable();
+    taken.dedup();
+    assert_eq!(taken.len(), n, "a timestamp was handed out twice");
+    // And later ones are above all of them.
+    let after = remote.timestamp().await.unwrap().get();
+    assert!(after > *taken.last().unwrap());
 }

@@ -72,9 +72,11 @@ impl ClusterServerConfig {
 /// The default node-to-node RPC port.
 pub const DEFAULT_RPC_PORT: u16 = 26357;
 
+/// The first table id with a range of its own.
+const FIRST_TABLE_RANGE: u64 = 100;
 /// The tables that start in ranges of their own in a new cluster (the first ones a
 /// database creates).
-const INITIAL_TABLE_RANGES: std::ops::Range<u64> = 100..116;
+const INITIAL_TABLE_RANGES: std::ops::Range<u64> = FIRST_TABLE_RANGE..116;
 
 /// A running node of a cluster.
 pub struct ClusterServer {
@@ -235,11 +237,24 @@ fn node_err(e: kv::node::NodeError) -> ServerError {
     ServerError::Cluster(e.to_string())
 }
 
-/// Asks the node at `host` to bootstrap a new cluster.
-pub async fn init_cluster(host: &str, replication: u32) -> Result<pb::InitReply, String> {
+/// Asks the node at `host` to create a new cluster with `replication` replicas per range
+/// and `ranges` initial ranges (the node's default if `None`).
+pub async fn init_cluster(
+    host: &str,
+    replication: u32,
+    ranges: Option<u64>,
+) -> Result<pb::InitReply, String> {
+    let split_keys = match ranges {
+        None => Vec::new(),
+        Some(0) => return Err("--ranges: at least 1".into()),
+        Some(n) => crate::cluster::table_splits(FIRST_TABLE_RANGE..FIRST_TABLE_RANGE + n - 1),
+    };
     let mut client = kv::rpc::client(host)?;
     client
-        .init(pb::InitRequest { replication })
+        .init(pb::InitRequest {
+            replication,
+            split_keys,
+        })
         .await
         .map(|r| r.into_inner())
         .map_err(|s| format!("{host}: {}", kv::node::describe(&s)))

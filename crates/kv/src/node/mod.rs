@@ -52,6 +52,9 @@ pub use tso::ClusterTso;
 /// One stored key and its value.
 type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// Most ranges a cluster may start with.
+pub const MAX_INITIAL_RANGES: usize = 10_000;
+
 /// The meta range's id.
 pub const META_RANGE: u64 = 1;
 
@@ -130,6 +133,9 @@ pub struct Ident {
     pub cluster_id: String,
     pub node_id: u64,
     pub replication: u32,
+    /// Where the cluster's initial ranges split the key space (chosen at init, the same
+    /// on every node).
+    pub split_keys: Vec<Vec<u8>>,
 }
 
 const IDENT_KEY: &[u8] = b"cluster/ident";
@@ -350,7 +356,7 @@ impl<E: Engine> ClusterNode<E> {
         ));
         let _ = self.tso.set(tso.clone());
         let directory = Arc::new(NodeDirectory {
-            ranges: initial_ranges(&self.config.split_keys),
+            ranges: initial_ranges(&ident.split_keys),
             peers: self.peers.clone(),
         });
         let transport = Arc::new(GrpcTransport {
@@ -424,14 +430,30 @@ impl<E: Engine> ClusterNode<E> {
         self.start_replica(store.node(), desc).await
     }
 
-    /// Bootstraps a new cluster on this (empty) node: identity, every initial range with
-    /// this node as its only voter, and this node's record in the meta range.
-    pub async fn init(self: &Arc<Self>, replication: u32) -> std::result::Result<Ident, NodeError> {
+    /// Bootstraps a new cluster on this (empty) node: identity, every initial range (split
+    /// at `split_keys`, or at the configured keys if it is empty) with this node as its
+    /// only voter, and this node's record in the meta range.
+    pub async fn init(
+        self: &Arc<Self>,
+        replication: u32,
+        split_keys: Vec<Vec<u8>>,
+    ) -> std::result::Result<Ident, NodeError> {
         if replication == 0 || replication.is_multiple_of(2) || replication > 7 {
             return Err(NodeError::Config(format!(
                 "replication factor {replication}: it must be odd, between 1 and 7"
             )));
         }
+        if split_keys.len() >= MAX_INITIAL_RANGES {
+            return Err(NodeError::Config(format!(
+                "{} initial ranges: at most {MAX_INITIAL_RANGES}",
+                split_keys.len() + 1
+            )));
+        }
+        let split_keys = if split_keys.is_empty() {
+            self.config.split_keys.clone()
+        } else {
+            split_keys
+        };
         let _guard = self.lifecycle.lock().await;
         if let Some(i) = self.ident() {
             return Err(NodeError::AlreadyInitialized(i.cluster_id));
@@ -440,12 +462,13 @@ impl<E: Engine> ClusterNode<E> {
             cluster_id: new_cluster_id(),
             node_id: 1,
             replication,
+            split_keys,
         };
         self.persist_ident(&ident, &[self.self_addr(1)]).await?;
         self.activate(ident.clone()).await?;
         let members: BTreeMap<u64, BasicNode> =
             [(1, BasicNode::new(self.config.addr.clone()))].into();
-        for desc in initial_ranges(&self.config.split_keys) {
+        for desc in initial_ranges(&ident.split_keys) {
             let replica = self.create_replica(desc).await?;
             replica
                 .raft()
@@ -558,6 +581,7 @@ impl<E: Engine> ClusterNode<E> {
             node_id: id,
             replication: ident.replication,
             nodes: self.peers.book(),
+            split_keys: ident.split_keys,
         })
     }
 
@@ -634,6 +658,7 @@ impl<E: Engine> ClusterNode<E> {
             cluster_id: reply.cluster_id,
             node_id: reply.node_id,
             replication: reply.replication,
+            split_keys: reply.split_keys,
         };
         let mut nodes = reply.nodes;
         nodes.push(self.self_addr(ident.node_id));

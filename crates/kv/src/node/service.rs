@@ -224,9 +224,10 @@ impl<E: Engine> pb::node_server::Node for NodeService<E> {
         &self,
         request: Request<pb::InitRequest>,
     ) -> Result<Response<pb::InitReply>, Status> {
+        let request = request.into_inner();
         let ident = self
             .node
-            .init(request.into_inner().replication)
+            .init(request.replication, request.split_keys)
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::InitReply {

@@ -5,7 +5,9 @@
 //! handed out. A new leaseholder first catches up with the log (a lease or read-index
 //! check), reads the mark its predecessor committed, and starts above it; the old one
 //! hands out nothing once its lease is gone. So timestamps increase strictly across
-//! leaseholder changes and restarts. Other nodes ask the leaseholder over RPC.
+//! leaseholder changes and restarts. Other nodes ask the leaseholder over RPC, one call at
+//! a time per node: callers that arrive while a call is out wait for the next one, which
+//! fetches all their timestamps at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +52,30 @@ pub struct ClusterTso<E: Engine> {
     window_ms: u64,
     window: Mutex<Window>,
     persisting: tokio::sync::Mutex<()>,
+    batch: Mutex<Batch>,
+}
+
+/// A caller waiting for its timestamps: how many, and where they go.
+type Waiter = (
+    u32,
+    tokio::sync::oneshot::Sender<std::result::Result<Timestamp, String>>,
+);
+
+/// Callers waiting for the next fetch, and whether a fetch is out.
+#[derive(Default)]
+struct Batch {
+    waiters: Vec<Waiter>,
+    fetching: bool,
+}
+
+/// Clears the fetching mark when the caller that fetches for everyone stops, even if its
+/// future is dropped mid-way (its waiters then see their senders dropped and try again).
+struct Fetching<'a>(&'a Mutex<Batch>);
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).fetching = false;
+    }
 }
 
 impl<E: Engine> ClusterTso<E> {
@@ -74,7 +100,12 @@ impl<E: Engine> ClusterTso<E> {
                 limit: Timestamp::ZERO,
             }),
             persisting: tokio::sync::Mutex::new(()),
+            batch: Mutex::default(),
         }
+    }
+
+    fn batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn window(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -177,6 +208,46 @@ impl<E: Engine> ClusterTso<E> {
 #[async_trait]
 impl<E: Engine> TimestampOracle for ClusterTso<E> {
     async fn timestamps(&self, count: u32) -> Result<Timestamp> {
+        let count = count.max(1);
+        loop {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let fetch = {
+                let mut b = self.batch();
+                b.waiters.push((count, tx));
+                !std::mem::replace(&mut b.fetching, true)
+            };
+            if fetch {
+                let _fetching = Fetching(&self.batch);
+                loop {
+                    let waiters = std::mem::take(&mut self.batch().waiters);
+                    if waiters.is_empty() {
+                        break;
+                    }
+                    let total = waiters.iter().map(|(c, _)| u64::from(*c)).sum::<u64>();
+                    let got = self
+                        .fetch(u32::try_from(total).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|e| e.to_string());
+                    let mut offset = 0;
+                    for (c, tx) in waiters {
+                        let _ = tx.send(got.clone().map(|ts| Timestamp::new(ts.get() + offset)));
+                        offset += u64::from(c);
+                    }
+                }
+            }
+            match rx.await {
+                Ok(got) => return got.map_err(Error::Tso),
+                // The caller fetching for us was dropped before it answered.
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+impl<E: Engine> ClusterTso<E> {
+    /// Takes `count` consecutive timestamps from the leaseholder of the meta range: this
+    /// node, or the one it names, or any node that answers.
+    async fn fetch(&self, count: u32) -> Result<Timestamp> {
         let started = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(10);
         let mut hint: Option<u64> = None;
