@@ -196,3 +196,38 @@ async fn timestamps_from_another_node_are_unique_under_concurrency() {
     let after = remote.timestamp().await.unwrap().get();
     assert!(after > *taken.last().unwrap());
 }
+
+/// Under steady load from many callers on a node that forwards to the oracle, every caller
+/// keeps getting answers: none is kept making calls for the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_timestamp_callers_are_all_served_under_steady_load() {
+    use kv::tso::TimestampOracle;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let (first, first_addr) = serve_node().await;
+    first.init(1, Vec::new()).await.unwrap();
+    let (second, _) = serve_node_joining(vec![first_addr]).await;
+    second.join().await.unwrap();
+    let tso = second.tso().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served: Vec<Arc<AtomicU64>> = (0..16).map(|_| Arc::default()).collect();
+    let callers: Vec<_> = served
+        .iter()
+        .map(|count| {
+            let (tso, stop, count) = (tso.clone(), stop.clone(), count.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tso.timestamp().await.unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Read while the load still runs: a caller stuck serving the others would show 0.
+    let counts: Vec<u64> = served.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    stop.store(true, Ordering::Relaxed);
+    for c in callers {
+        c.await.unwrap();
+    }
+    assert!(counts.iter().all(|&c| c > 0), "callers served: {counts:?}");
+}

@@ -6,8 +6,9 @@
 //! check), reads the mark its predecessor committed, and starts above it; the old one
 //! hands out nothing once its lease is gone. So timestamps increase strictly across
 //! leaseholder changes and restarts. Other nodes ask the leaseholder over RPC, one call at
-//! a time per node: callers that arrive while a call is out wait for the next one, which
-//! fetches all their timestamps at once.
+//! a time per node: callers that arrive while a call is out wait for the next one, made by
+//! one of them for all of them (each caller makes at most one call, so none is kept
+//! serving the others under steady load).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,26 +56,57 @@ pub struct ClusterTso<E: Engine> {
     batch: Mutex<Batch>,
 }
 
-/// A caller waiting for its timestamps: how many, and where they go.
-type Waiter = (
-    u32,
-    tokio::sync::oneshot::Sender<std::result::Result<Timestamp, String>>,
-);
+/// What a waiting caller is told: its timestamps (or why there are none), or that it
+/// is the one to fetch next.
+enum Reply {
+    Got(std::result::Result<Timestamp, String>),
+    Fetch,
+}
 
-/// Callers waiting for the next fetch, and whether a fetch is out.
+/// A caller waiting for its timestamps: how many, and where they go.
+type Waiter = (u32, tokio::sync::oneshot::Sender<Reply>);
+
+/// Callers waiting for the next fetch, and whether a caller is fetching.
 #[derive(Default)]
 struct Batch {
     waiters: Vec<Waiter>,
     fetching: bool,
 }
 
-/// Clears the fetching mark when the caller that fetches for everyone stops, even if its
-/// future is dropped mid-way (its waiters then see their senders dropped and try again).
+/// Held by the caller that fetches. When it is done (or its future is dropped mid-way),
+/// it hands the fetching over to a waiting caller, or clears the mark if nobody waits; so
+/// each caller fetches at most once and no caller serves the others forever.
 struct Fetching<'a>(&'a Mutex<Batch>);
 
 impl Drop for Fetching<'_> {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).fetching = false;
+        hand_over(self.0);
+    }
+}
+
+/// Hands the fetching to a waiting caller, or clears the mark if nobody waits.
+fn hand_over(batch: &Mutex<Batch>) {
+    let mut b = batch.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some((_, next)) = b.waiters.pop() {
+        if next.send(Reply::Fetch).is_ok() {
+            return;
+        }
+    }
+    b.fetching = false;
+}
+
+/// A caller's wait for its reply. A caller dropped after it was handed the fetching but
+/// before it saw that passes the fetching on, so the mark is never left with nobody.
+struct Waiting<'a> {
+    rx: tokio::sync::oneshot::Receiver<Reply>,
+    batch: &'a Mutex<Batch>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(Reply::Fetch) = self.rx.try_recv() {
+            hand_over(self.batch);
+        }
     }
 }
 
@@ -209,36 +241,41 @@ impl<E: Engine> ClusterTso<E> {
 impl<E: Engine> TimestampOracle for ClusterTso<E> {
     async fn timestamps(&self, count: u32) -> Result<Timestamp> {
         let count = count.max(1);
+        // Whether this caller was handed the fetching (the mark is already set for it).
+        let mut handed = false;
         loop {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let fetch = {
                 let mut b = self.batch();
                 b.waiters.push((count, tx));
-                !std::mem::replace(&mut b.fetching, true)
+                handed || !std::mem::replace(&mut b.fetching, true)
             };
+            handed = false;
             if fetch {
                 let _fetching = Fetching(&self.batch);
-                loop {
-                    let waiters = std::mem::take(&mut self.batch().waiters);
-                    if waiters.is_empty() {
-                        break;
-                    }
-                    let total = waiters.iter().map(|(c, _)| u64::from(*c)).sum::<u64>();
-                    let got = self
-                        .fetch(u32::try_from(total).unwrap_or(u32::MAX))
-                        .await
-                        .map_err(|e| e.to_string());
-                    let mut offset = 0;
-                    for (c, tx) in waiters {
-                        let _ = tx.send(got.clone().map(|ts| Timestamp::new(ts.get() + offset)));
-                        offset += u64::from(c);
-                    }
+                // Everyone waiting now, this caller included, in one call.
+                let waiters = std::mem::take(&mut self.batch().waiters);
+                let total = waiters.iter().map(|(c, _)| u64::from(*c)).sum::<u64>();
+                let got = self
+                    .fetch(u32::try_from(total).unwrap_or(u32::MAX))
+                    .await
+                    .map_err(|e| e.to_string());
+                let mut offset = 0;
+                for (c, tx) in waiters {
+                    let mine = got.clone().map(|ts| Timestamp::new(ts.get() + offset));
+                    let _ = tx.send(Reply::Got(mine));
+                    offset += u64::from(c);
                 }
             }
-            match rx.await {
-                Ok(got) => return got.map_err(Error::Tso),
-                // The caller fetching for us was dropped before it answered.
-                Err(_) => continue,
+            let mut waiting = Waiting {
+                rx,
+                batch: &self.batch,
+            };
+            match (&mut waiting.rx).await {
+                Ok(Reply::Got(got)) => return got.map_err(Error::Tso),
+                Ok(Reply::Fetch) => handed = true,
+                // The caller fetching for us was dropped before it answered: ask again.
+                Err(_) => {}
             }
         }
     }
