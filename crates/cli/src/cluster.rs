@@ -36,6 +36,9 @@ pub struct StartArgs {
     /// Most client connections accepted at once.
     #[arg(long, default_value_t = 500)]
     max_connections: usize,
+    /// A range larger than this many MiB splits in two (0: ranges never split by size).
+    #[arg(long, default_value_t = 64, env = "TESSERA_RANGE_MAX_MIB")]
+    range_max_mib: u64,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +79,7 @@ pub async fn start(args: StartArgs) -> Result<ExitCode, BoxError> {
     config.join = args.join.into_iter().filter(|j| !j.is_empty()).collect();
     config.join_timeout = Duration::from_secs(args.join_timeout);
     config.pg.max_connections = args.max_connections;
+    config.range_max_bytes = args.range_max_mib << 20;
     let server = ClusterServer::start(config).await?;
     let store = std::fs::canonicalize(&args.store).unwrap_or(args.store);
     let who = match server.node().ident() {

@@ -448,6 +448,80 @@ async fn five_nodes_survive_two_simultaneous_kills() {
     check_rows(&client, &acks).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_splits_under_writes_and_a_killed_node_gets_the_new_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 3, 3);
+    let setup = connect_when_ready(&nodes[2]).await;
+    setup
+        .batch_execute("CREATE TABLE hot (id INT8 PRIMARY KEY, v INT8)")
+        .await
+        .unwrap();
+    // Writers through nodes 2 and 3 write ids from 1,000,000 and 2,000,000; the table is
+    // split between them, and again inside the second, while node 1 is killed.
+    let splitter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        setup
+            .query("ALTER TABLE hot SPLIT AT VALUES (2000000), (2000050)", &[])
+            .await
+    });
+    let through = [nodes[1].url(), nodes[2].url()];
+    let (acks, gap, _) = write_through_fault(
+        &through,
+        Duration::from_secs(3),
+        Duration::from_secs(5),
+        || nodes[0].kill(),
+    )
+    .await;
+    let split = splitter.await.unwrap().unwrap();
+    assert_eq!(split.len(), 2);
+    let new_ranges: Vec<u64> = split.iter().map(|r| r.get::<_, i64>(1) as u64).collect();
+    println!(
+        "split off ranges {new_ranges:?}; killed node 1: longest pause {gap:?}; {} acknowledged",
+        acks.acked.len()
+    );
+    assert!(
+        acks.acked.len() > 20,
+        "too few writes: {}",
+        acks.acked.len()
+    );
+    // Node 1 comes back with the new ranges (from its log or by snapshot) and catches up.
+    nodes[0].start();
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted node to catch up on the new ranges",
+        || {
+            let applied = |n: &Node, range: u64| {
+                status(n).and_then(|s| {
+                    replicas(&s)
+                        .iter()
+                        .find(|r| r["range"] == range)
+                        .and_then(|r| r["applied"].as_u64())
+                })
+            };
+            for &range in &new_ranges {
+                let leader = leaseholder(&nodes, range)?;
+                if applied(&nodes[0], range)? < applied(&nodes[leader], range)? {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    );
+    for n in &nodes {
+        let s = status(n).unwrap();
+        for &range in &new_ranges {
+            let r = replicas(&s).iter().find(|r| r["range"] == range).unwrap();
+            assert_eq!(r["voters"].as_array().unwrap().len(), 3, "{r}");
+        }
+    }
+    let client = connect_when_ready(&nodes[0]).await;
+    check_rows(&client, &acks).await;
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
+
 #[test]
 fn lifecycle_mistakes_are_refused_and_harm_nothing() {
     let dir = tempfile::tempdir().unwrap();

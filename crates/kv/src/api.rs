@@ -109,6 +109,10 @@ pub enum Request {
         safe_point: Timestamp,
         max_keys: usize,
     },
+    /// Splits the range that holds `key` at `key`; the keys from it on go to a new range
+    /// with id `right` (cluster-unique, chosen by the caller). Answers the two ranges, or
+    /// just the range that starts at `key` if one does already.
+    Split { key: Vec<u8>, right: u64 },
 }
 
 /// The answer to a [`Request`].
@@ -128,6 +132,8 @@ pub enum Response {
     Resolved(usize),
     /// Result of a GC pass.
     Gc(GcOutcome),
+    /// Ranges, in key order (the answer to a split).
+    Ranges(Vec<RangeDesc>),
 }
 
 impl Request {
@@ -153,7 +159,7 @@ impl Request {
                 .or_else(|| first_read(reads)),
             Request::ValidateReads { reads, .. } => first_read(reads),
             Request::CheckTxnStatus { primary, .. } => Some(primary.as_slice()),
-            Request::WaitLock { key, .. } => Some(key.as_slice()),
+            Request::WaitLock { key, .. } | Request::Split { key, .. } => Some(key.as_slice()),
         };
         key.unwrap_or_default()
     }
@@ -163,6 +169,54 @@ impl Request {
     /// evaluation would see the first one's versions as a conflict.
     pub fn is_idempotent(&self) -> bool {
         !matches!(self, Request::OnePhaseCommit { .. })
+    }
+}
+
+impl Request {
+    /// Returns the first key or span bound of the request outside `span`, if any: the
+    /// request cannot be served by a range holding only `span`.
+    pub fn outside<'a>(&'a self, span: &'a Span) -> Option<&'a [u8]> {
+        fn key<'a>(span: &Span, k: &'a [u8]) -> Option<&'a [u8]> {
+            (!span.contains(k)).then_some(k)
+        }
+        fn whole<'a>(span: &'a Span, s: &'a Span) -> Option<&'a [u8]> {
+            if !span.contains(&s.start) {
+                Some(s.start.as_slice())
+            } else if !span.end.is_empty() && (s.end.is_empty() || s.end > span.end) {
+                Some(span.end.as_slice())
+            } else {
+                None
+            }
+        }
+        fn reads<'a>(span: &'a Span, r: &'a ReadSet) -> Option<&'a [u8]> {
+            r.keys
+                .iter()
+                .find_map(|(k, _)| key(span, k))
+                .or_else(|| r.spans.iter().find_map(|(s, _)| whole(span, s)))
+        }
+        match self {
+            Request::Get { keys, .. }
+            | Request::PessimisticLock { keys, .. }
+            | Request::Commit { keys, .. }
+            | Request::Rollback { keys, .. }
+            | Request::ResolveLock { keys, .. } => keys.iter().find_map(|k| key(span, k)),
+            Request::Scan { span: s, .. } | Request::Gc { span: s, .. } => whole(span, s),
+            Request::Prewrite { mutations, .. } => {
+                mutations.iter().find_map(|m| key(span, m.key()))
+            }
+            Request::OnePhaseCommit {
+                mutations,
+                reads: r,
+                ..
+            } => mutations
+                .iter()
+                .find_map(|m| key(span, m.key()))
+                .or_else(|| reads(span, r)),
+            Request::ValidateReads { reads: r, .. } => reads(span, r),
+            Request::CheckTxnStatus { primary: k, .. }
+            | Request::WaitLock { key: k, .. }
+            | Request::Split { key: k, .. } => key(span, k),
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //! a [`DistKv`] whose transport obeys the same cuts. Tests kill and restart nodes (a
 //! restarted node recovers every replica from its engine), isolate them and heal.
 //!
-//! The ranges are fixed when the cluster starts (split keys); each has
-//! `replication` replicas placed round-robin over the nodes, so leaders start spread out.
+//! The ranges are laid out when the cluster starts (split keys); each has `replication`
+//! replicas placed round-robin over the nodes, so leaders start spread out. A range split
+//! ([`crate::KvService::split_at`]) makes a new range on the same nodes: every node that
+//! applies the split starts the new range's replica.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,9 @@ use storage::{Engine, GroupCommit};
 use crate::api::{RangeDesc, Request, Response};
 use crate::error::{Error, Result};
 use crate::replica::{Replica, Store};
-use crate::router::{DistKv, NodeTransport, RangeInfo, RouterConfig, StaticDirectory};
+use crate::router::{
+    DistKv, NodeTransport, RangeDirectory, RangeIds, RangeInfo, RouterConfig, StaticDirectory,
+};
 use crate::tso::TimestampOracle;
 
 /// Settings of a [`LocalCluster`].
@@ -38,6 +42,8 @@ pub struct ClusterConfig {
     /// by snapshot).
     pub snapshot_after_logs: u64,
     pub router: RouterConfig,
+    /// Splits ranges over a size, if set.
+    pub auto_split: Option<crate::autosplit::AutoSplitConfig>,
 }
 
 impl Default for ClusterConfig {
@@ -49,6 +55,7 @@ impl Default for ClusterConfig {
             election_timeout_ms: (1_000, 2_000),
             snapshot_after_logs: 10_000,
             router: RouterConfig::default(),
+            auto_split: None,
         }
     }
 }
@@ -57,15 +64,181 @@ type Stores<E> = Arc<Mutex<BTreeMap<u64, Arc<Store<E>>>>>;
 
 /// N nodes in one process.
 pub struct LocalCluster<E: Engine> {
-    raft_config: Arc<openraft::Config>,
+    shared: Arc<Shared<E>>,
     router: RouterConfig,
-    net: LocalNetwork<E>,
     engines: BTreeMap<u64, Arc<GroupCommit<E>>>,
+    range_ids: Arc<CounterRangeIds>,
+    auto_split: Option<crate::autosplit::AutoSplitConfig>,
+    /// Stops each up node's background loops.
+    loops: Mutex<BTreeMap<u64, tokio::sync::watch::Sender<bool>>>,
+}
+
+/// What starting a replica needs, shared with the split hooks of the replicas.
+struct Shared<E: Engine> {
+    raft_config: Arc<openraft::Config>,
+    net: LocalNetwork<E>,
     /// The nodes that are up.
     stores: Stores<E>,
     directory: Arc<StaticDirectory>,
     tso: Arc<dyn TimestampOracle>,
     clock: Arc<dyn Clock>,
+    /// Held while a replica is started, so a split and a boot do not start one twice.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl<E: Engine> Shared<E> {
+    fn stores_mut(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Store<E>>>> {
+        self.stores.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts range `range`'s replica on node `node` (its store `store`), holding `span`
+    /// unless the engine stores another span for it.
+    async fn start_replica(
+        self: &Arc<Self>,
+        node: u64,
+        store: &Store<E>,
+        commit: &Arc<GroupCommit<E>>,
+        range: u64,
+        span: mvcc::Span,
+    ) -> Result<()> {
+        if store.get(range).is_some() {
+            return Ok(());
+        }
+        let span = raft::stored_span(commit.engine().as_ref(), range)?.unwrap_or(span);
+        let hooks = Arc::new(Hooks {
+            shared: Arc::downgrade(self),
+            node,
+            commit: commit.clone(),
+        });
+        let sm = raft::StateMachine::new(range, span, commit.clone()).with_hooks(hooks);
+        let span = sm.span_cell();
+        let raft = raft::Raft::new(
+            node,
+            self.raft_config.clone(),
+            self.net.endpoint(node, range),
+            raft::LogStore::new(range, commit.clone()),
+            sm,
+        )
+        .await
+        .map_err(|e| Error::NodeUnreachable {
+            node,
+            detail: format!("starting replica of range {range}: {e}"),
+        })?;
+        self.net.add(node, range, raft.clone());
+        store.add(Arc::new(Replica::new(
+            node,
+            range,
+            span,
+            raft,
+            commit.engine().clone(),
+            self.tso.clone(),
+            self.clock.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Starts, on `node`, the replica of the range its replica split off, and tells the
+    /// directory. (Boxed: starting a replica installs a hook that calls this.)
+    fn split_off(
+        self: Arc<Self>,
+        node: u64,
+        commit: Arc<GroupCommit<E>>,
+        e: raft::SplitEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            self.directory.learn(RangeDesc {
+                id: e.left,
+                span: e.left_span,
+            });
+            self.directory.learn(RangeDesc {
+                id: e.right,
+                span: e.right_span.clone(),
+            });
+            let _starting = self.starting.lock().await;
+            let store = self.stores_mut().get(&node).cloned();
+            // A node that went down starts it from its engine when it boots.
+            if let Some(store) = store
+                && let Err(err) = self
+                    .start_replica(node, &store, &commit, e.right, e.right_span)
+                    .await
+            {
+                tracing::error!(node, range = e.right, "starting a split-off replica: {err}");
+            }
+        })
+    }
+}
+
+/// What a replica's state machine tells its node: splits it applied.
+struct Hooks<E: Engine> {
+    shared: std::sync::Weak<Shared<E>>,
+    node: u64,
+    commit: Arc<GroupCommit<E>>,
+}
+
+impl<E: Engine> raft::StoreHooks for Hooks<E> {
+    fn split(&self, event: raft::SplitEvent) {
+        if let Some(shared) = self.shared.upgrade() {
+            tokio::spawn(shared.split_off(self.node, self.commit.clone(), event));
+        }
+    }
+}
+
+/// How the nodes take leaders' messages for replicas they lack, and snapshots.
+struct Admission<E: Engine> {
+    shared: std::sync::Weak<Shared<E>>,
+    engines: BTreeMap<u64, Arc<GroupCommit<E>>>,
+}
+
+impl<E: Engine> raft::network::Admission for Admission<E> {
+    fn missing(&self, to: u64, range: u64) {
+        let (Some(shared), Some(commit)) = (self.shared.upgrade(), self.engines.get(&to)) else {
+            return;
+        };
+        let commit = commit.clone();
+        tokio::spawn(async move {
+            let _starting = shared.starting.lock().await;
+            let store = shared.stores_mut().get(&to).cloned();
+            if let Some(store) = store
+                && let Err(e) = shared
+                    .start_replica(
+                        to,
+                        &store,
+                        &commit,
+                        range,
+                        crate::replica::placeholder_span(),
+                    )
+                    .await
+            {
+                tracing::error!(node = to, range, "creating an empty replica: {e}");
+            }
+        });
+    }
+
+    fn admit_snapshot(
+        &self,
+        to: u64,
+        range: u64,
+        span: &mvcc::Span,
+    ) -> std::result::Result<(), String> {
+        let store = self
+            .shared
+            .upgrade()
+            .and_then(|s| s.stores_mut().get(&to).cloned());
+        match store {
+            Some(store) => store.admit_snapshot(range, span),
+            None => Err(format!("node {to} is down")),
+        }
+    }
+}
+
+/// Range ids for splits in one process: counted from above the ids of the initial ranges.
+struct CounterRangeIds(std::sync::atomic::AtomicU64);
+
+#[async_trait]
+impl RangeIds for CounterRangeIds {
+    async fn next_range_id(&self) -> Result<u64> {
+        Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl<E: Engine> LocalCluster<E> {
@@ -101,19 +274,29 @@ impl<E: Engine> LocalCluster<E> {
             config.replication,
         ))?);
         let cluster = LocalCluster {
-            raft_config: Arc::new(raft_config),
+            shared: Arc::new(Shared {
+                raft_config: Arc::new(raft_config),
+                net: LocalNetwork::default(),
+                stores: Arc::default(),
+                directory,
+                tso,
+                clock,
+                starting: tokio::sync::Mutex::new(()),
+            }),
             router: config.router,
-            net: LocalNetwork::default(),
             engines: (1..).zip(engines).collect(),
-            stores: Arc::default(),
-            directory,
-            tso,
-            clock,
+            range_ids: Arc::new(CounterRangeIds(std::sync::atomic::AtomicU64::new(1 << 40))),
+            auto_split: config.auto_split,
+            loops: Mutex::default(),
         };
+        cluster.shared.net.set_admission(Arc::new(Admission {
+            shared: Arc::downgrade(&cluster.shared),
+            engines: cluster.engines.clone(),
+        }));
         for &node in cluster.engines.keys() {
             cluster.boot(node).await?;
         }
-        for r in cluster.directory.ranges() {
+        for r in cluster.shared.directory.ranges() {
             let members: BTreeMap<u64, BasicNode> = r
                 .replicas
                 .iter()
@@ -129,7 +312,8 @@ impl<E: Engine> LocalCluster<E> {
         Ok(cluster)
     }
 
-    /// Starts node `node`'s replicas from its engine and makes it reachable.
+    /// Starts node `node`'s replicas from its engine (those the directory places on it
+    /// and those splits made there) and makes it reachable.
     pub async fn boot(&self, node: u64) -> Result<()> {
         let commit = self
             .engines
@@ -139,85 +323,99 @@ impl<E: Engine> LocalCluster<E> {
                 detail: "no such node".into(),
             })?
             .clone();
+        let shared = &self.shared;
+        let _starting = shared.starting.lock().await;
         let store = Arc::new(Store::new(node));
-        self.net.add_node(node);
-        for r in self.directory.ranges() {
-            if !r.replicas.contains(&node) {
-                continue;
-            }
-            let range = r.desc.id;
-            let raft = raft::Raft::new(
-                node,
-                self.raft_config.clone(),
-                self.net.endpoint(node, range),
-                raft::LogStore::new(range, commit.clone()),
-                raft::StateMachine::new(range, r.desc.span.clone(), commit.clone()),
-            )
-            .await
-            .map_err(|e| Error::NodeUnreachable {
-                node,
-                detail: format!("starting replica of range {range}: {e}"),
-            })?;
-            self.net.add(node, range, raft.clone());
-            store.add(Arc::new(Replica::new(
-                node,
-                r.desc.clone(),
-                raft,
-                commit.engine().clone(),
-                self.tso.clone(),
-                self.clock.clone(),
-            )));
+        shared.net.add_node(node);
+        // Up first, so a split applied while the node replays its logs finds the store.
+        shared.stores_mut().insert(node, store.clone());
+        let mut ranges: BTreeMap<u64, mvcc::Span> = shared
+            .directory
+            .ranges()
+            .into_iter()
+            .filter(|r| r.replicas.contains(&node))
+            .map(|r| (r.desc.id, r.desc.span))
+            .collect();
+        ranges.extend(raft::stored_spans(commit.engine().as_ref())?);
+        for (range, span) in ranges {
+            shared
+                .start_replica(node, &store, &commit, range, span)
+                .await?;
         }
-        self.stores_mut().insert(node, store);
+        if let Some(config) = self.auto_split.clone() {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let kv: Arc<dyn crate::KvService> = self.kv(node);
+            tokio::spawn(crate::autosplit::run(
+                store,
+                kv,
+                commit.engine().clone(),
+                config,
+                stopped,
+            ));
+            if let Some(old) = self.loops().insert(node, stop) {
+                old.send_replace(true);
+            }
+        }
         Ok(())
+    }
+
+    fn loops(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, tokio::sync::watch::Sender<bool>>> {
+        self.loops.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops node `node` as a crash would: it stops answering at once and its replicas
     /// shut down. Its engine keeps what was durable.
     pub async fn kill(&self, node: u64) {
-        self.stores_mut().remove(&node);
-        for (_, raft) in self.net.remove(node) {
+        if let Some(stop) = self.loops().remove(&node) {
+            stop.send_replace(true);
+        }
+        self.shared.stores_mut().remove(&node);
+        for (_, raft) in self.shared.net.remove(node) {
             let _ = raft.shutdown().await;
         }
     }
 
     /// Cuts every link between `node` and the others.
     pub fn isolate(&self, node: u64) {
-        self.net.isolate(node);
+        self.shared.net.isolate(node);
     }
 
     /// Restores every link.
     pub fn heal(&self) {
-        self.net.heal();
+        self.shared.net.heal();
     }
 
     /// Loses and delays Raft messages at random from now on (see
     /// [`LocalNetwork::set_faults`]).
     pub fn set_faults(&self, seed: u64, drop_per_mille: u32, max_delay: std::time::Duration) {
-        self.net.set_faults(seed, drop_per_mille, max_delay);
+        self.shared.net.set_faults(seed, drop_per_mille, max_delay);
     }
 
     /// Stops losing and delaying Raft messages.
     pub fn clear_faults(&self) {
-        self.net.clear_faults();
+        self.shared.net.clear_faults();
     }
 
     /// Returns the key-value service as seen from node `node`.
     pub fn kv(&self, node: u64) -> Arc<DistKv> {
-        Arc::new(DistKv::new(
-            self.directory.clone(),
-            Arc::new(LocalTransport {
-                from: node,
-                net: self.net.clone(),
-                stores: self.stores.clone(),
-            }),
-            self.router.clone(),
-        ))
+        Arc::new(
+            DistKv::new(
+                self.shared.directory.clone(),
+                Arc::new(LocalTransport {
+                    from: node,
+                    net: self.shared.net.clone(),
+                    stores: self.shared.stores.clone(),
+                }),
+                self.router.clone(),
+            )
+            .with_range_ids(self.range_ids.clone()),
+        )
     }
 
-    /// Returns the ranges and where their replicas are.
-    pub fn ranges(&self) -> &[RangeInfo] {
-        self.directory.ranges()
+    /// Returns the ranges and where their replicas are, as the cluster's directory knows
+    /// them.
+    pub fn ranges(&self) -> Vec<RangeInfo> {
+        self.shared.directory.ranges()
     }
 
     /// Returns the node ids.
@@ -233,6 +431,7 @@ impl<E: Engine> LocalCluster<E> {
     /// Returns the replica of `range` on node `node`, if the node is up.
     pub fn replica(&self, node: u64, range: u64) -> Result<Arc<Replica<E>>> {
         let store = self
+            .shared
             .stores_mut()
             .get(&node)
             .cloned()
@@ -246,7 +445,7 @@ impl<E: Engine> LocalCluster<E> {
     /// Returns the node whose replica of `range` is the Raft leader, as the up replicas
     /// report it (the highest term wins).
     pub fn leader(&self, range: u64) -> Option<u64> {
-        let stores: Vec<_> = self.stores_mut().values().cloned().collect();
+        let stores: Vec<_> = self.shared.stores_mut().values().cloned().collect();
         stores
             .iter()
             .filter_map(|s| s.get(range))
@@ -256,21 +455,20 @@ impl<E: Engine> LocalCluster<E> {
             .map(|m| m.id)
     }
 
-    fn stores_mut(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Store<E>>>> {
-        self.stores.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Stops every node: every replica first (so none sees its peers vanish and
     /// complains), then the nodes.
     pub async fn shutdown(&self) {
-        let stores: Vec<_> = std::mem::take(&mut *self.stores_mut())
+        for (_, stop) in std::mem::take(&mut *self.loops()) {
+            stop.send_replace(true);
+        }
+        let stores: Vec<_> = std::mem::take(&mut *self.shared.stores_mut())
             .into_values()
             .collect();
         for replica in stores.iter().flat_map(|s| s.replicas()) {
             let _ = replica.raft().shutdown().await;
         }
         for node in self.nodes() {
-            self.net.remove(node);
+            self.shared.net.remove(node);
         }
     }
 }

@@ -32,9 +32,15 @@ pub enum Error {
     /// The node holds no replica of the range.
     #[error("node {node} holds no replica of range {range}")]
     RangeNotFound { range: u64, node: u64 },
-    /// A key of the request is outside the range it was sent to.
+    /// A key of the request is outside the range it was sent to (the range split, or
+    /// the sender's directory is stale); `owner` is the range that holds the key, if the
+    /// answering node knows it.
     #[error("key {} is outside range {range}", codec::layout::pretty(key))]
-    KeyOutsideRange { range: u64, key: Vec<u8> },
+    KeyOutsideRange {
+        range: u64,
+        key: Vec<u8>,
+        owner: Option<crate::api::RangeDesc>,
+    },
     /// A node could not be reached.
     #[error("node {node} is unreachable: {detail}")]
     NodeUnreachable { node: u64, detail: String },
@@ -45,6 +51,9 @@ pub enum Error {
     /// stopped before the write was known to be applied): it may or may not have committed.
     #[error("result is ambiguous: {0}")]
     Ambiguous(String),
+    /// The service does not support the request (a split of a single-node store).
+    #[error("{0} is not supported")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -71,6 +80,23 @@ impl Error {
 
 impl From<storage::Error> for Error {
     fn from(e: storage::Error) -> Self {
+        Error::Mvcc(mvcc::Error::Storage(e))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// Reading a replica's Raft state: a decode failure is corruption, the rest I/O.
+    fn from(e: std::io::Error) -> Self {
+        let e = if e.kind() == std::io::ErrorKind::InvalidData {
+            storage::Error::Corruption {
+                detail: e.to_string(),
+            }
+        } else {
+            storage::Error::Io {
+                op: "reading raft state",
+                source: e,
+            }
+        };
         Error::Mvcc(mvcc::Error::Storage(e))
     }
 }

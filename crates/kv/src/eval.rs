@@ -324,6 +324,11 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                     .await?;
                 Ok(Response::Gc(out))
             }
+            // A replicated range splits through its Raft log (`Replica`); one store
+            // without replication has nothing to split.
+            Request::Split { .. } => Err(Error::Unsupported(
+                "splitting a range of a single-node store".into(),
+            )),
         }
     }
 }

@@ -30,6 +30,7 @@
 //! The [`tso`] module holds the timestamp oracle.
 
 mod api;
+pub mod autosplit;
 pub mod cluster;
 mod error;
 mod eval;
@@ -48,7 +49,9 @@ pub use error::{Error, Result};
 pub use latches::{LatchGuard, Latches};
 pub use local::{LocalKv, LocalKvConfig};
 pub use replica::{Replica, Store};
-pub use router::{DistKv, NodeTransport, RangeDirectory, RangeInfo, RouterConfig, StaticDirectory};
+pub use router::{
+    DistKv, NodeTransport, RangeDirectory, RangeIds, RangeInfo, RouterConfig, StaticDirectory,
+};
 
 /// Executes key-value requests, wherever the data lives.
 #[async_trait]
@@ -61,4 +64,13 @@ pub trait KvService: Send + Sync + 'static {
 
     /// Returns the ranges that overlap `span`, in key order.
     async fn ranges(&self, span: &mvcc::Span) -> Result<Vec<RangeDesc>>;
+
+    /// Splits the range holding `key` at `key` and returns the ranges either side of it
+    /// (or just the one starting at `key`, if there is one already).
+    async fn split_at(&self, key: &[u8]) -> Result<Vec<RangeDesc>> {
+        let _ = key;
+        Err(Error::Unsupported(
+            "splitting ranges on a single node".into(),
+        ))
+    }
 }

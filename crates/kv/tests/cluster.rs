@@ -52,7 +52,7 @@ async fn writes_from_any_node_reach_every_replica() {
         }
     }
     // A replica refuses a request for keys outside its range.
-    let r = c.replica(c.ranges()[0].replicas[0], 1).unwrap();
+    let r = c.replica(wait_leader(&c, 1).await, 1).unwrap();
     let err = r
         .execute(Request::Get {
             keys: vec![b"zzz".to_vec()],

@@ -3,6 +3,9 @@
 //! and seeds the network's random faults, so a failing seed replays the same schedule of
 //! choices: `TESSERA_SEED=<seed> cargo test -p tessera-kv --test faults`. `TESSERA_SEEDS`
 //! sets how many seeds run (default 20).
+//!
+//! Scenarios: a leader crash, a minority partition and its heal, a follower caught up by
+//! snapshot, and range splits under concurrent writes.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,8 +14,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use common::{E, another_node, applied_on, cluster_with, get, put, wait_leader};
-use kv::Error;
 use kv::cluster::LocalCluster;
+use kv::{Error, KvService, Request, Response};
+use mvcc::Span;
 use openraft::async_runtime::WatchReceiver;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -234,4 +238,141 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
         c.shutdown().await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_during_concurrent_writes_loses_and_duplicates_no_row() {
+    each_seed("split under writes", |seed| async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (c, tso) = faulty_cluster(seed, &mut rng).await;
+        let c = std::sync::Arc::new(c);
+        // Four writers on keys of range 2 ("m" onwards), each through a node of its own.
+        let writers = 4;
+        let per_writer = rng.random_range(20..40);
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (c, tso) = (c.clone(), tso.clone());
+                let via = (w % 3) as u64 + 1;
+                tokio::spawn(async move {
+                    let (mut acked, mut unknown) = (Vec::new(), Vec::new());
+                    for i in 0..per_writer {
+                        let k = format!("x{w}-{i:03}");
+                        let v = format!("{seed}-{w}-{i}");
+                        match put(c.kv(via).as_ref(), tso.as_ref(), k.as_bytes(), v.as_bytes())
+                            .await
+                        {
+                            Ok(_) => acked.push((k, v)),
+                            Err(Error::Ambiguous(_)) => unknown.push(k),
+                            Err(e) => println!("seed {seed}: {k} not written: {e}"),
+                        }
+                    }
+                    (acked, unknown)
+                })
+            })
+            .collect();
+        // Split while they write: between writers 1 and 2, then inside writer 3's keys.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..100))).await;
+        let via = rng.random_range(1..=3);
+        let first = split_retrying(&c, via, b"x2").await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..100))).await;
+        let second = split_retrying(&c, via % 3 + 1, b"x3-010").await;
+        let (mut acked, mut unknown) = (Vec::new(), Vec::new());
+        for h in handles {
+            let (a, u) = h.await.unwrap();
+            acked.extend(a);
+            unknown.extend(u);
+        }
+        c.clear_faults();
+        // Every acknowledged row is there with its value, read through any node.
+        for (k, v) in &acked {
+            let got = get(c.kv(1).as_ref(), tso.as_ref(), k.as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(got.as_deref(), Some(v.as_bytes()), "{k}");
+        }
+        // A scan over the split ranges returns each row once, and none never written.
+        let rows = scan_all(&c, tso.as_ref(), Span::new(b"x".to_vec(), b"y".to_vec())).await;
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, _) in &rows {
+            assert!(seen.insert(k.clone()), "row {k:?} returned twice");
+        }
+        for (k, _) in &acked {
+            assert!(seen.contains(k.as_bytes()), "acknowledged row {k} lost");
+        }
+        let written: std::collections::BTreeSet<Vec<u8>> = acked
+            .iter()
+            .map(|(k, _)| k.clone().into_bytes())
+            .chain(unknown.iter().map(|k| k.clone().into_bytes()))
+            .collect();
+        for k in &seen {
+            assert!(written.contains(k), "row {k:?} was never written");
+        }
+        // The new ranges run on all three nodes (a follower behind starts its replica
+        // when it applies the split) and hold what their leader holds.
+        for range in [first, second] {
+            wait_leader(&c, range).await;
+            for node in c.nodes() {
+                let t = Instant::now();
+                while let Err(e) = c.replica(node, range) {
+                    assert!(t.elapsed() < Duration::from_secs(10), "node {node}: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let (k, v) = acked.last().unwrap();
+        for node in c.nodes() {
+            applied_on(&c, node, k.as_bytes(), v.as_bytes()).await;
+        }
+        println!(
+            "seed {seed}: {} rows acknowledged, {} unknown, ranges {first} and {second} split off",
+            acked.len(),
+            unknown.len()
+        );
+        c.shutdown().await;
+    })
+    .await;
+}
+
+/// Splits at `key` through node `via`, retrying while the links lose messages; returns the
+/// id of the range that starts at `key`.
+async fn split_retrying(c: &LocalCluster<E>, via: u64, key: &[u8]) -> u64 {
+    let t = Instant::now();
+    loop {
+        match c.kv(via).split_at(key).await {
+            Ok(ranges) => {
+                return ranges.iter().find(|r| r.span.start == key).unwrap().id;
+            }
+            Err(e) if t.elapsed() < Duration::from_secs(10) => {
+                println!("split at {key:?} failed, retrying: {e}");
+            }
+            Err(e) => panic!("no split within 10 s: {e}"),
+        }
+    }
+}
+
+/// Reads every row of `span` at one timestamp, following the scan's resume points.
+async fn scan_all(
+    c: &LocalCluster<E>,
+    tso: &dyn kv::tso::TimestampOracle,
+    mut span: Span,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let ts = tso.timestamp().await.unwrap();
+    let mut rows = Vec::new();
+    loop {
+        let req = Request::Scan {
+            span: span.clone(),
+            ts,
+            limit: 7,
+            reverse: false,
+            txn: None,
+        };
+        let Response::Scan(out) = c.kv(2).send(req).await.unwrap() else {
+            panic!("not a scan answer");
+        };
+        rows.extend(out.pairs);
+        match out.resume {
+            Some(r) => span.start = r,
+            None => return rows,
+        }
+    }
 }

@@ -14,15 +14,27 @@ struct Op {
     value: Option<Vec<u8>>,
 }
 
-/// A write batch to apply on every replica, in log order.
+/// A write batch to apply on every replica, in log order, or a split of the range.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     ops: Vec<Op>,
+    split: Option<Split>,
+}
+
+/// Splits a range at `key`: the range keeps the keys below it, and a new range `right`
+/// (with the same members) takes the keys from it on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    pub key: Vec<u8>,
+    pub right: u64,
 }
 
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "write batch of {} ops", self.ops.len())
+        match &self.split {
+            Some(s) => write!(f, "split into range {}", s.right),
+            None => write!(f, "write batch of {} ops", self.ops.len()),
+        }
     }
 }
 
@@ -48,7 +60,21 @@ impl Command {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Command { ops })
+        Ok(Command { ops, split: None })
+    }
+
+    /// Returns the command that splits the range at `key`, the keys from it on going to
+    /// the new range `right`.
+    pub fn split(key: Vec<u8>, right: u64) -> Command {
+        Command {
+            ops: Vec::new(),
+            split: Some(Split { key, right }),
+        }
+    }
+
+    /// Returns the split this command makes, if it is one.
+    pub fn as_split(&self) -> Option<&Split> {
+        self.split.as_ref()
     }
 
     /// Adds the command's writes to `batch`. A keyspace outside the replicated ones (a

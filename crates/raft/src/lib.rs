@@ -8,6 +8,7 @@
 //!  raft_state keyspace  range_id ++ b"v"               -> Vote (durable before it is acted on)
 //!                       range_id ++ b"c" / b"p"        -> committed / purged log id
 //!                       range_id ++ b"a"               -> applied log id + membership
+//!                       range_id ++ b"d"               -> span, once a split changed it
 //! ```
 //!
 //! Commands are *proposer-evaluated*: the leaseholder runs the MVCC commands of a request
@@ -17,9 +18,10 @@
 //! is not synced, because a crash loses only a suffix of applied batches together with the
 //! applied index written in the same batch, and Raft re-applies them from the log.
 //!
-//! This first step holds one range per store (its data is the whole `mvcc`, `locks` and
-//! `latest` keyspaces) and an in-process network ([`network::LocalNetwork`]) with link
-//! filters for tests; routing, splits and the RPC transport build on it.
+//! All ranges of a store share its engine: a range's data is the records of its span in
+//! the `mvcc`, `locks` and `latest` keyspaces, so a split moves no data (see
+//! [`StateMachine`]). [`network::LocalNetwork`] is an in-process network with link filters
+//! for tests; the node's gRPC transport lives in the `kv` crate.
 
 mod command;
 mod log_store;
@@ -28,9 +30,11 @@ mod state_machine;
 
 use std::io;
 
-pub use command::Command;
+pub use command::{Command, Split};
 pub use log_store::LogStore;
-pub use state_machine::StateMachine;
+pub use state_machine::{
+    SplitEvent, StateMachine, StoreHooks, snapshot_span, split_log_id, stored_span, stored_spans,
+};
 
 openraft::declare_raft_types!(
     /// Tessera's Raft types: node ids are `u64`, commands are write batches.
@@ -77,5 +81,5 @@ fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(b).map_err(io_err)
+    postcard::from_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -29,6 +29,20 @@ struct Links<E: Engine> {
     cut: BTreeSet<(u64, u64)>,
     /// Random faults on every message, if set.
     faults: Option<Faults>,
+    /// What the nodes do with leaders' messages for replicas they lack, and snapshots.
+    admission: Option<Arc<dyn Admission>>,
+}
+
+/// How the nodes of a [`LocalNetwork`] receive what their replicas alone cannot: a
+/// leader's message for a range the node has no replica of (it missed the split that
+/// made the range: it may create an empty one, which the leader then sends a snapshot),
+/// and a snapshot the node must refuse while another of its replicas holds part of it.
+pub trait Admission: Send + Sync + 'static {
+    /// Node `to` got a leader's message for range `range`, of which it has no replica.
+    fn missing(&self, to: u64, range: u64);
+
+    /// Says whether node `to`'s replica of `range` may install a snapshot of `span` now.
+    fn admit_snapshot(&self, to: u64, range: u64, span: &mvcc::Span) -> Result<(), String>;
 }
 
 /// Random faults applied to every message, drawn from a seeded generator so that a failing
@@ -68,6 +82,7 @@ impl<E: Engine> Default for LocalNetwork<E> {
                 known: BTreeSet::new(),
                 cut: BTreeSet::new(),
                 faults: None,
+                admission: None,
             })),
         }
     }
@@ -86,6 +101,11 @@ impl<E: Engine> LocalNetwork<E> {
             from,
             range,
         }
+    }
+
+    /// Routes leaders' messages for missing replicas, and snapshots, through `admission`.
+    pub fn set_admission(&self, admission: Arc<dyn Admission>) {
+        self.links().admission = Some(admission);
     }
 
     /// Makes range `range`'s replica on node `node` reachable (and the node up).
@@ -164,7 +184,13 @@ impl<E: Engine> LocalNetwork<E> {
         }))
     }
 
-    fn route(&self, from: u64, to: u64, range: u64) -> Result<Raft<E>, Unreachable<TypeConfig>> {
+    fn route(
+        &self,
+        from: u64,
+        to: u64,
+        range: u64,
+        from_leader: bool,
+    ) -> Result<Raft<E>, Unreachable<TypeConfig>> {
         let l = self.links();
         if l.cut.contains(&(from, to)) {
             return Err(Unreachable::from_string(format!(
@@ -175,9 +201,16 @@ impl<E: Engine> LocalNetwork<E> {
             .nodes
             .get(&to)
             .ok_or_else(|| Unreachable::from_string(format!("node {to} is down")))?;
-        node.get(&range).cloned().ok_or_else(|| {
-            Unreachable::from_string(format!("node {to} has no replica of range {range}"))
-        })
+        if let Some(raft) = node.get(&range) {
+            return Ok(raft.clone());
+        }
+        if from_leader && let Some(a) = l.admission.clone() {
+            drop(l);
+            a.missing(to, range);
+        }
+        Err(Unreachable::from_string(format!(
+            "node {to} has no replica of range {range}"
+        )))
     }
 }
 
@@ -215,6 +248,7 @@ impl<E: Engine> Connection<E> {
     /// cut meanwhile.
     async fn deliver<T, Err, F>(
         &self,
+        from_leader: bool,
         call: impl FnOnce(Raft<E>) -> F,
     ) -> Result<T, Unreachable<TypeConfig>>
     where
@@ -231,7 +265,9 @@ impl<E: Engine> Connection<E> {
             Fate::Deliver(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
             Fate::Deliver(_) => {}
         }
-        let peer = self.net.route(self.from, self.to, self.range)?;
+        let peer = self
+            .net
+            .route(self.from, self.to, self.range, from_leader)?;
         let reply = call(peer)
             .await
             .map_err(|e| Unreachable::from_string(e.to_string()))?;
@@ -254,7 +290,7 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(|peer| async move { peer.append_entries(rpc).await })
+            .deliver(true, |peer| async move { peer.append_entries(rpc).await })
             .await?)
     }
 
@@ -264,7 +300,7 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(|peer| async move { peer.vote(rpc).await })
+            .deliver(false, |peer| async move { peer.vote(rpc).await })
             .await?)
     }
 
@@ -275,8 +311,17 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let span = crate::snapshot_span(&snapshot.snapshot)
+            .map_err(|e| Unreachable::<TypeConfig>::from_string(e.to_string()))?;
+        let admission = self.net.links().admission.clone();
+        if let Some(a) = admission {
+            a.admit_snapshot(self.to, self.range, &span)
+                .map_err(Unreachable::<TypeConfig>::from_string)?;
+        }
         Ok(self
-            .deliver(|peer| async move { peer.install_full_snapshot(vote, snapshot).await })
+            .deliver(true, |peer| async move {
+                peer.install_full_snapshot(vote, snapshot).await
+            })
             .await?)
     }
 
@@ -286,7 +331,9 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(|peer| async move { peer.handle_transfer_leader(req).await })
+            .deliver(false, |peer| async move {
+                peer.handle_transfer_leader(req).await
+            })
             .await?)
     }
 }

@@ -1,7 +1,20 @@
 //! The replicated state of one range: applies committed commands to the storage engine.
+//!
+//! A split is applied like any command, in log order, on every replica: in one batch the
+//! range's span shrinks to the keys below the split key, and the new range's Raft state is
+//! written as if its log started with a snapshot at [`split_log_id`] holding the keys from
+//! the split key on (they are already in the engine, which all ranges of a store share),
+//! with the members the range had. Once the batch is written the node is told
+//! ([`StoreHooks::split`]) so it starts the new range's replica. Because every replica of
+//! the new range starts from that same point, and no log entry precedes it, a replica that
+//! missed the split (its range was caught up by a snapshot taken after it) is caught up by
+//! snapshot, never by replaying a log it has no base for. A node must not hand a replica a
+//! snapshot ([`snapshot_span`]) while another of its replicas still holds part of its span:
+//! a range that has not applied its split yet would later overwrite what the new range's
+//! snapshot brought.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use mvcc::Span;
@@ -11,10 +24,77 @@ use openraft::{EntryPayload, OptionalSend, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 use storage::{Engine, GroupCommit, Keyspace, ReadView, WriteBatch};
 
-use crate::command::replicated_keyspace;
+use crate::command::{Split, replicated_keyspace};
 use crate::{Command, TypeConfig, decode, encode, io_err, read_state, state_key};
 
 const APPLIED: u8 = b'a';
+/// The range's span, once it differs from the one it was created with (a split, or a
+/// snapshot taken before one).
+const SPAN: u8 = b'd';
+/// The log store's purged log id (see `log_store`).
+const PURGED: u8 = b'p';
+/// The index a range made by a split starts its log after.
+const SPLIT_INDEX: u64 = 10;
+
+/// The log id a range made by a split starts from: the same on every replica.
+pub fn split_log_id() -> LogIdOf<TypeConfig> {
+    use openraft::vote::RaftLeaderIdExt;
+    LogIdOf::<TypeConfig>::new(
+        <openraft::type_config::alias::LeaderIdOf<TypeConfig>>::new_committed(0, 0),
+        SPLIT_INDEX,
+    )
+}
+
+/// What a replica tells its node when it applied a split: the range kept `left_span`, and
+/// the new range `right` holds `right_span` (its Raft state is written; start its replica).
+#[derive(Clone, Debug)]
+pub struct SplitEvent {
+    pub left: u64,
+    pub left_span: Span,
+    pub right: u64,
+    pub right_span: Span,
+}
+
+/// What a replica's state machine asks of the node's store.
+pub trait StoreHooks: Send + Sync + 'static {
+    /// A split was applied (and written) on this replica: start the new range's replica.
+    fn split(&self, event: SplitEvent);
+}
+
+/// Returns the span a snapshot holds (without decoding its records), so a node can
+/// refuse a snapshot that overlaps another of its replicas before handing it to Raft.
+pub fn snapshot_span(data: &[u8]) -> io::Result<Span> {
+    postcard::take_from_bytes::<Span>(data)
+        .map(|(span, _)| span)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Returns the span stored for `range`, if it changed since the range was created.
+pub fn stored_span(
+    view: &(impl storage::ReadView + ?Sized),
+    range: u64,
+) -> io::Result<Option<Span>> {
+    read_state(view, range, SPAN)
+}
+
+/// Returns every range with a stored span (the ranges made by splits, and those whose
+/// span a split or a snapshot changed), by id.
+pub fn stored_spans(view: &(impl storage::ReadView + ?Sized)) -> io::Result<Vec<(u64, Span)>> {
+    let mut out = Vec::new();
+    for kv in view.scan(
+        Keyspace::RaftState,
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        false,
+    ) {
+        let (k, v) = kv.map_err(io_err)?;
+        if k.len() == 9 && k[8] == SPAN {
+            let id = u64::from_be_bytes(k[..8].try_into().expect("9-byte key"));
+            out.push((id, decode(&v)?));
+        }
+    }
+    Ok(out)
+}
 
 /// What was applied last, stored in the same batch as the applied writes.
 #[derive(Default, Serialize, Deserialize)]
@@ -29,20 +109,23 @@ type Record = (u8, Vec<u8>, Vec<u8>);
 /// A snapshot's metadata and encoded contents.
 type StoredSnapshot = (SnapshotMetaOf<TypeConfig>, Vec<u8>);
 
-/// The contents of a snapshot: every replicated record of the range.
+/// The contents of a snapshot: the range's span and every replicated record in it.
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
+    span: Span,
     records: Vec<Record>,
 }
 
 /// The state machine of one range's replica. Cheap to clone.
 pub struct StateMachine<E: Engine> {
     range: u64,
-    /// The user keys the range holds; snapshots carry exactly their records.
-    span: Span,
+    /// The user keys the range holds (shrunk by splits); snapshots carry exactly their
+    /// records.
+    span: Arc<RwLock<Span>>,
     commit: Arc<GroupCommit<E>>,
     /// The last snapshot built or installed (rebuilt from the data after a restart).
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    hooks: Option<Arc<dyn StoreHooks>>,
 }
 
 impl<E: Engine> Clone for StateMachine<E> {
@@ -52,20 +135,106 @@ impl<E: Engine> Clone for StateMachine<E> {
             span: self.span.clone(),
             commit: self.commit.clone(),
             snapshot: self.snapshot.clone(),
+            hooks: self.hooks.clone(),
         }
     }
 }
 
 impl<E: Engine> StateMachine<E> {
-    /// Returns the state machine of `range`, holding the keys of `span`, in the engine
-    /// behind `commit`.
+    /// Returns the state machine of `range`, holding the keys of `span` (the stored span,
+    /// if [`stored_span`] has one), in the engine behind `commit`.
     pub fn new(range: u64, span: Span, commit: Arc<GroupCommit<E>>) -> Self {
         StateMachine {
             range,
-            span,
+            span: Arc::new(RwLock::new(span)),
             commit,
             snapshot: Arc::default(),
+            hooks: None,
         }
+    }
+
+    /// Tells `hooks` of splits and asks it before installing snapshots.
+    pub fn with_hooks(mut self, hooks: Arc<dyn StoreHooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// Returns the range's span as applied here, shared: it changes when a split or a
+    /// snapshot is applied.
+    pub fn span_cell(&self) -> Arc<RwLock<Span>> {
+        self.span.clone()
+    }
+
+    fn span(&self) -> Span {
+        self.span.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_span(&self, span: Span) {
+        *self.span.write().unwrap_or_else(|e| e.into_inner()) = span;
+    }
+
+    /// Adds the writes of `split` of `span` to `batch`: the shrunk span, and the new
+    /// range's Raft state starting at [`split_log_id`] with `members`. Returns what to
+    /// tell the node, or `None` if the split key is not strictly inside the span (a
+    /// split proposed twice): then nothing changes.
+    fn split_into(
+        &self,
+        batch: &mut WriteBatch,
+        span: &Span,
+        split: &Split,
+        members: &StoredMembershipOf<TypeConfig>,
+    ) -> io::Result<Option<SplitEvent>> {
+        let inside = split.key > span.start && (span.end.is_empty() || split.key < span.end);
+        if !inside || split.right == self.range {
+            tracing::warn!(
+                range = self.range,
+                right = split.right,
+                "split key outside the range: not split"
+            );
+            return Ok(None);
+        }
+        let left_span = Span::new(span.start.clone(), split.key.clone());
+        let right_span = Span::new(split.key.clone(), span.end.clone());
+        let start = split_log_id();
+        let right = Applied {
+            log_id: Some(start),
+            membership: StoredMembershipOf::<TypeConfig>::new(
+                Some(start),
+                members.membership().clone(),
+            ),
+        };
+        batch.put(
+            Keyspace::RaftState,
+            state_key(self.range, SPAN),
+            encode(&left_span)?,
+        );
+        // Applied again after a crash lost the split's batch: the new range's state was
+        // lost with it (the journal keeps a prefix), unless it exists, which then wins.
+        let exists =
+            read_state::<Applied>(self.commit.engine().as_ref(), split.right, APPLIED)?.is_some();
+        if !exists {
+            batch.put(
+                Keyspace::RaftState,
+                state_key(split.right, SPAN),
+                encode(&right_span)?,
+            );
+            batch.put(
+                Keyspace::RaftState,
+                state_key(split.right, PURGED),
+                encode(&start)?,
+            );
+            batch.put(
+                Keyspace::RaftState,
+                state_key(split.right, APPLIED),
+                encode(&right)?,
+            );
+        }
+        Ok(Some(SplitEvent {
+            left: self.range,
+            left_span,
+            right: split.right,
+            right_span,
+        }))
     }
 
     fn applied(&self) -> io::Result<Applied> {
@@ -85,11 +254,11 @@ impl<E: Engine> StateMachine<E> {
         Ok(())
     }
 
-    /// Returns every replicated record of the range's keys.
-    fn records_in<R: ReadView + ?Sized>(&self, view: &R) -> io::Result<Vec<Record>> {
+    /// Returns every replicated record of the keys of `span`.
+    fn records_in<R: ReadView + ?Sized>(&self, view: &R, span: &Span) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
         for &ks in Command::replicated_keyspaces() {
-            let (start, end) = mvcc::key::keyspace_bounds(ks, &self.span);
+            let (start, end) = mvcc::key::keyspace_bounds(ks, span);
             let (start, end) = (
                 start.as_ref().map(Vec::as_slice),
                 end.as_ref().map(Vec::as_slice),
@@ -111,8 +280,13 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
         // agree even while entries keep being applied.
         let view = self.commit.engine().snapshot();
         let applied = self.applied_in(&view)?;
+        let span = match stored_span(&view, self.range)? {
+            Some(s) => s,
+            None => self.span(),
+        };
         let data = encode(&SnapshotData {
-            records: self.records_in(&view)?,
+            records: self.records_in(&view, &span)?,
+            span,
         })?;
         let meta = SnapshotMeta {
             last_log_id: applied.log_id,
@@ -145,10 +319,21 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         let mut applied = self.applied()?;
         let mut batch = WriteBatch::new();
         let mut responders = Vec::new();
+        let mut span = self.span();
+        let mut splits = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             match entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(cmd) => cmd.add_to(&mut batch)?,
+                EntryPayload::Normal(cmd) => {
+                    cmd.add_to(&mut batch)?;
+                    if let Some(split) = cmd.as_split()
+                        && let Some(event) =
+                            self.split_into(&mut batch, &span, split, &applied.membership)?
+                    {
+                        span = event.left_span.clone();
+                        splits.push(event);
+                    }
+                }
                 EntryPayload::Membership(m) => {
                     applied.membership =
                         StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m);
@@ -159,6 +344,15 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         }
         self.put_applied(&mut batch, &applied)?;
         self.commit.write(&batch).map_err(io_err)?;
+        if !splits.is_empty() {
+            self.set_span(span);
+            for event in splits {
+                tracing::info!(range = event.left, right = event.right, "range split");
+                if let Some(hooks) = &self.hooks {
+                    hooks.split(event);
+                }
+            }
+        }
         for r in responders {
             r.send(());
         }
@@ -176,9 +370,17 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
     ) -> Result<(), io::Error> {
         let data: SnapshotData = decode(&snapshot)?;
         let mut batch = WriteBatch::new();
-        for (ks, k, _) in self.records_in(self.commit.engine().as_ref())? {
+        // The snapshot's span is the range's at the snapshot's point (wider than ours if
+        // it predates a split we applied, narrower if it follows one we missed): its
+        // keys are replaced; keys of ours outside it belong to other ranges now.
+        for (ks, k, _) in self.records_in(self.commit.engine().as_ref(), &data.span)? {
             batch.delete(Keyspace::ALL[usize::from(ks)], k);
         }
+        batch.put(
+            Keyspace::RaftState,
+            state_key(self.range, SPAN),
+            encode(&data.span)?,
+        );
         for (ks, k, v) in data.records {
             batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
         }
@@ -189,6 +391,7 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         self.put_applied(&mut batch, &applied)?;
         let ticket = self.commit.write(&batch).map_err(io_err)?;
         self.commit.wait_async(ticket).await.map_err(io_err)?;
+        self.set_span(data.span);
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), snapshot));
         Ok(())
     }

@@ -47,6 +47,8 @@ pub struct ClusterServerConfig {
     /// Raft heartbeat and election timeouts, ms.
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// A range larger than this splits in two (0: never by size).
+    pub range_max_bytes: u64,
 }
 
 impl ClusterServerConfig {
@@ -65,6 +67,7 @@ impl ClusterServerConfig {
             txn: TxnConfig::default(),
             heartbeat_ms: 250,
             election_timeout_ms: (1_000, 2_000),
+            range_max_bytes: kv::autosplit::AutoSplitConfig::default().max_bytes,
         }
     }
 }
@@ -133,6 +136,11 @@ impl ClusterServer {
         node_config.heartbeat_ms = config.heartbeat_ms;
         node_config.election_timeout_ms = config.election_timeout_ms;
         node_config.split_keys = crate::cluster::table_splits(INITIAL_TABLE_RANGES);
+        node_config.auto_split =
+            (config.range_max_bytes > 0).then(|| kv::autosplit::AutoSplitConfig {
+                max_bytes: config.range_max_bytes,
+                ..Default::default()
+            });
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let node = ClusterNode::open(commit.clone(), node_config, clock.clone())
             .await

@@ -104,6 +104,9 @@ async fn statements_get_postgresql_sqlstates_and_change_nothing() {
         ("CREATE TABLE parent (id INT)".into(), "42P07"),
         ("DROP TABLE nowhere".into(), "42P01"),
         ("COMMIT AND CHAIN".into(), "25P01"),
+        // One node has no ranges to split.
+        ("ALTER TABLE parent SPLIT AT VALUES (5)".into(), "0A000"),
+        ("ALTER TABLE nowhere SPLIT AT VALUES (5)".into(), "42P01"),
     ];
     for (sql, want) in &cases {
         assert_eq!(simple_error(&c, sql).await, *want, "simple: {sql:.120}");

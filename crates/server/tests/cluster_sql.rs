@@ -327,3 +327,145 @@ async fn bank_stays_consistent_while_a_leaseholder_dies() {
     );
     c.shutdown().await;
 }
+
+/// Returns the ranges holding table `name`'s rows, in key order.
+async fn ranges_of_table(
+    c: &SqlCluster<E>,
+    client: &tokio_postgres::Client,
+    name: &str,
+) -> Vec<kv::RangeDesc> {
+    let id: i64 = client
+        .query_one(
+            "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64));
+    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64 + 1));
+    c.kv()
+        .ranges()
+        .into_iter()
+        .map(|r| r.desc)
+        .filter(|d| d.span.start < end && (d.span.end.is_empty() || start < d.span.end))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_at_divides_a_table_while_it_is_written() {
+    let c = start().await;
+    let n1 = connect(&c.url(1).unwrap()).await.unwrap();
+    n1.batch_execute("CREATE TABLE items (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    assert_eq!(ranges_of_table(&c, &n1, "items").await.len(), 1);
+    // Writers on every node insert rows while the table is split three times.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3i32 {
+        let url = c.url(w as u64 + 1).unwrap();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let client = connect(&url).await.unwrap();
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) || i < 30 {
+                let id = i * 3 + w;
+                match client
+                    .execute(
+                        "INSERT INTO items VALUES ($1, $2)",
+                        &[&id, &format!("w{w}")],
+                    )
+                    .await
+                {
+                    Ok(_) => acked.push(id),
+                    Err(e) => println!("insert {id}: {e}"),
+                }
+                i += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rows = n1
+        .query("ALTER TABLE items SPLIT AT VALUES (30), (60), (90)", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let new_ranges: BTreeSet<i64> = rows.iter().map(|r| r.get::<_, i64>(1)).collect();
+    assert_eq!(new_ranges.len(), 3, "{new_ranges:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = BTreeSet::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let ranges = ranges_of_table(&c, &n1, "items").await;
+    assert_eq!(ranges.len(), 4, "{ranges:?}");
+    // Every acknowledged row is there once, read through each node.
+    for node in 1..=3 {
+        let client = connect(&c.url(node).unwrap()).await.unwrap();
+        let ids: Vec<i32> = client
+            .query("SELECT id FROM items ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let distinct: BTreeSet<i32> = ids.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            ids.len(),
+            "node {node}: a row came back twice"
+        );
+        for id in &acked {
+            assert!(
+                distinct.contains(id),
+                "node {node}: acknowledged row {id} lost"
+            );
+        }
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM items WHERE id >= 30 AND id < 90", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            n as usize,
+            distinct.iter().filter(|&&i| (30..90).contains(&i)).count()
+        );
+    }
+    // A transaction over rows of all four ranges commits atomically.
+    n1.batch_execute("BEGIN; UPDATE items SET v = 'all' WHERE id IN (0, 31, 61, 91); COMMIT")
+        .await
+        .unwrap();
+    let all: i64 = n1
+        .query_one("SELECT count(*) FROM items WHERE v = 'all'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let expect = [0, 31, 61, 91].iter().filter(|i| acked.contains(i)).count();
+    assert_eq!(all as usize, expect);
+    // Splitting at an existing boundary changes nothing; bad split points are refused.
+    let again = n1
+        .query("ALTER TABLE items SPLIT AT VALUES (60)", &[])
+        .await
+        .unwrap();
+    assert!(new_ranges.contains(&again[0].get::<_, i64>(1)));
+    assert_eq!(ranges_of_table(&c, &n1, "items").await.len(), 4);
+    for (sql, code) in [
+        ("ALTER TABLE items SPLIT AT VALUES (1, 2)", "42601"),
+        ("ALTER TABLE items SPLIT AT VALUES (NULL)", "23502"),
+        ("ALTER TABLE items SPLIT AT VALUES ('x')", "22P02"),
+        ("ALTER TABLE nowhere SPLIT AT VALUES (1)", "42P01"),
+        (
+            "BEGIN; ALTER TABLE items SPLIT AT VALUES (5); COMMIT",
+            "25001",
+        ),
+    ] {
+        let err = n1.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code().unwrap().code(), code, "{sql}: {err}");
+        let _ = n1.batch_execute("ROLLBACK").await;
+    }
+    c.shutdown().await;
+}

@@ -173,6 +173,7 @@ impl From<txn::Error> for Error {
             C::Ambiguous => Error::new(ErrorKind::StatementCompletionUnknown, e.to_string())
                 .with_hint("The transaction may or may not have committed; check before retrying."),
             C::Unavailable => Error::new(ErrorKind::Unavailable, e.to_string()),
+            C::Unsupported => Error::new(ErrorKind::FeatureNotSupported, e.to_string()),
             C::Internal => Error::new(ErrorKind::Internal, e.to_string()),
         }
     }

@@ -14,6 +14,47 @@ pub struct Parsed {
     pub stmt: Statement,
     /// The statement's own text (for error positions and view definitions).
     pub sql: String,
+    /// `ALTER TABLE <table> SPLIT AT <query>` (which sqlparser does not know): the table;
+    /// `stmt` is then the query giving the split points.
+    pub split_at: Option<ObjectName>,
+}
+
+/// Recognizes `ALTER TABLE name SPLIT AT query` and returns the name's and the query's
+/// text.
+fn split_at(text: &str) -> Option<(&str, &str)> {
+    static SPLIT_AT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?is)^\s*alter\s+table\s+(.+?)\s+split\s+at\s+(.+?)\s*;?\s*$")
+            .expect("valid regex")
+    });
+    let c = SPLIT_AT.captures(text)?;
+    Some((c.get(1)?.as_str(), c.get(2)?.as_str()))
+}
+
+/// Parses `ALTER TABLE name SPLIT AT query`.
+fn parse_split_at(name: &str, query: &str, offset: usize) -> Result<Parsed> {
+    let parser = |text: &str| {
+        Parser::new(&PostgreSqlDialect {})
+            .with_recursion_limit(256)
+            .try_with_sql(text)
+            .map_err(|e| syntax_error(text, &e, offset))
+    };
+    let table = parser(name)?
+        .parse_object_name(false)
+        .map_err(|e| syntax_error(name, &e, offset))?;
+    let stmt = parser(query)?
+        .parse_statement()
+        .map_err(|e| syntax_error(query, &e, offset))?;
+    if !matches!(stmt, Statement::Query(_)) {
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            "SPLIT AT takes a query giving the split points, such as VALUES (1), (2)",
+        ));
+    }
+    Ok(Parsed {
+        stmt,
+        sql: query.to_string(),
+        split_at: Some(table),
+    })
 }
 
 /// Parses a string of one or more statements.
@@ -21,6 +62,10 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     let pieces = split_statements(sql);
     let mut out = Vec::with_capacity(pieces.len());
     for (offset, text) in pieces {
+        if let Some((name, query)) = split_at(&text) {
+            out.push(parse_split_at(name, query, offset)?);
+            continue;
+        }
         let text = compat(text);
         let stmts = Parser::new(&PostgreSqlDialect {})
             .with_recursion_limit(256)
@@ -31,6 +76,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             out.push(Parsed {
                 stmt,
                 sql: text.clone(),
+                split_at: None,
             });
         }
     }

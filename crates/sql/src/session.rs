@@ -392,15 +392,17 @@ impl Session {
             .iter()
             .map(|t| t.clone().unwrap_or(SqlType::Unknown))
             .collect();
-        let bindable = matches!(
-            p.stmt,
-            Statement::Query(_)
-                | Statement::Insert(_)
-                | Statement::Update(_)
-                | Statement::Delete(_)
-        );
+        let bindable = p.split_at.is_none()
+            && matches!(
+                p.stmt,
+                Statement::Query(_)
+                    | Statement::Insert(_)
+                    | Statement::Update(_)
+                    | Statement::Delete(_)
+            );
         if !bindable {
             let columns = match &p.stmt {
+                _ if p.split_at.is_some() => split_at_columns(),
                 Statement::ShowVariable { variable } => {
                     vec![Column::new(show_name(variable), SqlType::Text)]
                 }
@@ -522,6 +524,9 @@ impl Session {
         params: &[Value],
         prepared: Option<&Prepared>,
     ) -> Result<Output> {
+        if let Some(table) = &p.split_at {
+            return self.split_at(table, p, params).await;
+        }
         let stmt = &p.stmt;
         if is_transaction_control(stmt) {
             return self.transaction_control(stmt).await;
@@ -1250,6 +1255,83 @@ impl Session {
         Ok(())
     }
 
+    /// `ALTER TABLE t SPLIT AT query`: splits the table's ranges at the primary keys
+    /// (or key prefixes) the query returns, and returns each split key with the range
+    /// that now starts there.
+    async fn split_at(
+        &mut self,
+        table: &ast::ObjectName,
+        p: &Parsed,
+        params: &[Value],
+    ) -> Result<Output> {
+        if self.txn.as_ref().is_some_and(|t| t.explicit) {
+            return Err(Error::new(
+                ErrorKind::ActiveTransaction,
+                "ALTER TABLE ... SPLIT AT cannot run inside a transaction block",
+            ));
+        }
+        let (catalog, db_id) = self.catalog_for_binding().await?;
+        let desc = Binder::new(&catalog, db_id, vec![])
+            .with_search_path(self.search_path())
+            .table(table)?;
+        let query = Parsed {
+            stmt: p.stmt.clone(),
+            sql: p.sql.clone(),
+            split_at: None,
+        };
+        let out = Box::pin(self.run_inner(&query, params, None)).await?;
+        let Outcome::Rows { columns, rows, .. } = out.outcome else {
+            return Err(Error::internal("SPLIT AT query returned no rows"));
+        };
+        let codec = executor::TableCodec::new(desc.clone(), self.engine.tenant)?;
+        let pk: Vec<SqlType> = codec
+            .pk_positions()
+            .iter()
+            .map(|&p| codec.types()[p].clone())
+            .collect();
+        if columns.is_empty() || columns.len() > pk.len() {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "SPLIT AT: the query gives {} columns; table \"{}\" has {} primary key columns",
+                    columns.len(),
+                    desc.name,
+                    pk.len()
+                ),
+            ));
+        }
+        let kv = self.engine.client.kv().clone();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let values = row
+                .into_iter()
+                .zip(columns.iter().zip(&pk))
+                .map(|(v, (c, ty))| crate::cast::cast(v, &c.ty, ty, false))
+                .collect::<Result<Vec<_>>>()?;
+            if values.iter().any(Value::is_null) {
+                return Err(Error::new(
+                    ErrorKind::NotNullViolation,
+                    "SPLIT AT: a split point may not be NULL",
+                ));
+            }
+            let key = codec.primary_key_of(&values)?;
+            let ranges = kv.split_at(&key).await.map_err(txn::Error::from)?;
+            let right = ranges
+                .iter()
+                .find(|r| r.span.start == key)
+                .map_or(0, |r| r.id);
+            out.push(vec![
+                Value::Text(codec::layout::pretty(&key)),
+                Value::Int(right as i64),
+            ]);
+        }
+        Ok(Output::new(Outcome::Rows {
+            columns: Arc::new(split_at_columns()),
+            rows: out,
+            tag: "SELECT".into(),
+        }))
+    }
+
     fn show(&self, variable: &[ast::Ident]) -> Result<Output> {
         let name = show_name(variable);
         let key = name.to_ascii_lowercase();
@@ -1858,4 +1940,13 @@ fn format_duration_ms(ms: u64) -> String {
         }
     }
     format!("{ms}ms")
+}
+
+/// The columns `ALTER TABLE ... SPLIT AT` returns: each split key and the range that
+/// starts there.
+fn split_at_columns() -> Vec<Column> {
+    vec![
+        Column::new("key", SqlType::Text),
+        Column::new("range_id", SqlType::Int8),
+    ]
 }

@@ -157,6 +157,12 @@ impl TxnClient {
         Ok(report)
     }
 
+    /// Returns the key-value service under the transactions (for splits and other
+    /// administration of ranges).
+    pub fn kv(&self) -> &Arc<dyn KvService> {
+        &self.inner.kv
+    }
+
     /// Returns the configuration.
     pub fn config(&self) -> &TxnConfig {
         &self.inner.config

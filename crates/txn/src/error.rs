@@ -53,6 +53,8 @@ pub enum ErrorClass {
     Ambiguous,
     /// The data could not be reached (no quorum, no leaseholder in time).
     Unavailable,
+    /// The key-value service does not support what was asked.
+    Unsupported,
     /// Anything else: a bug or an unavailable service.
     Internal,
 }
@@ -73,6 +75,7 @@ impl Error {
                 mvcc::Error::KeyTooLarge { .. } | mvcc::Error::ValueTooLarge { .. },
             )) => ErrorClass::Limit,
             Error::Kv(kv::Error::Ambiguous(_)) => ErrorClass::Ambiguous,
+            Error::Kv(kv::Error::Unsupported(_)) => ErrorClass::Unsupported,
             Error::Kv(e) if e.is_routing() || matches!(e, kv::Error::Unavailable { .. }) => {
                 ErrorClass::Unavailable
             }

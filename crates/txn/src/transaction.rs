@@ -509,7 +509,20 @@ impl Transaction {
         let groups = self.group(mutations, reads).await?;
         if groups.len() == 1 && stop.is_none() {
             let (_, g) = groups.into_iter().next().expect("one group");
-            return self.commit_one_phase(g).await.map(Some);
+            let (mutations, reads) = (g.mutations.clone(), g.reads.clone());
+            match self.commit_one_phase(g).await {
+                // The range split since the keys were grouped: commit in two phases.
+                Err(Error::Kv(kv::Error::CrossRange(why))) => {
+                    tracing::debug!("one-phase commit refused: {why}");
+                    let reads = Reads {
+                        keys: reads.keys.into_iter().collect(),
+                        spans: reads.spans,
+                    };
+                    let groups = self.group(mutations, reads).await?;
+                    return self.commit_two_phase(groups, stop).await;
+                }
+                other => return other.map(Some),
+            }
         }
         self.commit_two_phase(groups, stop).await
     }
@@ -555,6 +568,8 @@ impl Transaction {
                 Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
                     self.client.resolve(&lock, &mut backoff).await?;
                 }
+                // Nothing was written; the caller commits in two phases instead.
+                Err(e @ kv::Error::CrossRange(_)) => return Err(e.into()),
                 Err(e) => {
                     // Nothing was written, but pessimistic locks may remain.
                     let _ = self

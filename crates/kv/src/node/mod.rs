@@ -41,7 +41,9 @@ use crate::KvService;
 use crate::api::{RangeDesc, Request, Response};
 use crate::error::{Error, Result};
 use crate::replica::{Replica, Store};
-use crate::router::{DistKv, NodeTransport, RangeDirectory, RangeInfo, RouterConfig};
+use crate::router::{
+    DistKv, NodeTransport, RangeDirectory, RangeIds, RangeInfo, RouterConfig, StaticDirectory,
+};
 use crate::rpc::peers::{Peers, RaftEndpoint};
 use crate::rpc::{decode, decode_result, encode, never_sent, pb};
 use crate::tso::TimestampOracle;
@@ -83,6 +85,8 @@ pub struct NodeConfig {
     pub tso_window_ms: u64,
     /// Split keys of the ranges laid out at init, besides the meta range's end.
     pub split_keys: Vec<Vec<u8>>,
+    /// Splits ranges over a size, if set.
+    pub auto_split: Option<crate::autosplit::AutoSplitConfig>,
 }
 
 impl NodeConfig {
@@ -100,6 +104,7 @@ impl NodeConfig {
             router: RouterConfig::default(),
             tso_window_ms: 3_000,
             split_keys: Vec::new(),
+            auto_split: Some(crate::autosplit::AutoSplitConfig::default()),
         }
     }
 }
@@ -189,6 +194,10 @@ pub struct ClusterNode<E: Engine> {
     lifecycle: tokio::sync::Mutex<()>,
     /// Held while a replica is created, so two requests do not create one twice.
     creating: tokio::sync::Mutex<()>,
+    /// Splits applied by this node's replicas, for the loop that starts the new ranges.
+    splits: tokio::sync::mpsc::UnboundedSender<raft::SplitEvent>,
+    split_events: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<raft::SplitEvent>>>,
+    directory: OnceLock<Arc<NodeDirectory>>,
     stop: watch::Sender<bool>,
 }
 
@@ -219,6 +228,7 @@ impl<E: Engine> ClusterNode<E> {
                 }))
             })?),
         };
+        let (splits, split_events) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(ClusterNode {
             commit,
             config,
@@ -232,6 +242,9 @@ impl<E: Engine> ClusterNode<E> {
             kv: OnceLock::new(),
             lifecycle: tokio::sync::Mutex::new(()),
             creating: tokio::sync::Mutex::new(()),
+            splits,
+            split_events: std::sync::Mutex::new(Some(split_events)),
+            directory: OnceLock::new(),
             stop: watch::Sender::new(false),
         });
         for (_, v) in node.scan_local(PEER_PREFIX)? {
@@ -355,20 +368,27 @@ impl<E: Engine> ClusterNode<E> {
             self.config.tso_window_ms,
         ));
         let _ = self.tso.set(tso.clone());
-        let directory = Arc::new(NodeDirectory {
-            ranges: initial_ranges(&ident.split_keys),
-            peers: self.peers.clone(),
-        });
+        let directory = Arc::new(NodeDirectory::new(
+            initial_ranges(&ident.split_keys),
+            self.peers.clone(),
+        ));
+        let _ = self.directory.set(directory.clone());
         let transport = Arc::new(GrpcTransport {
             me,
             store: store.clone(),
             peers: self.peers.clone(),
         });
-        let _ = self.kv.set(Arc::new(DistKv::new(
-            directory,
-            transport,
-            self.config.router.clone(),
-        )));
+        let range_ids = Arc::new(NodeRangeIds {
+            node: me,
+            commit: self.commit.clone(),
+            lock: tokio::sync::Mutex::new(()),
+        });
+        let _ = self.kv.set(Arc::new(
+            DistKv::new(directory.clone(), transport, self.config.router.clone())
+                .with_range_ids(range_ids),
+        ));
+        // The replicas the store lists, and those splits made (their spans are stored).
+        let mut descs: BTreeMap<u64, RangeDesc> = BTreeMap::new();
         for (_, v) in self.scan_local(REPLICA_PREFIX)? {
             let desc: RangeDesc = decode(&v).map_err(|e| {
                 NodeError::Kv(Error::Mvcc(mvcc::Error::Corrupt {
@@ -376,18 +396,79 @@ impl<E: Engine> ClusterNode<E> {
                     detail: format!("replica descriptor: {e}"),
                 }))
             })?;
-            self.start_replica(me, desc).await?;
+            descs.insert(desc.id, desc);
+        }
+        for (id, span) in raft::stored_spans(self.commit.engine().as_ref()).map_err(Error::from)? {
+            descs.insert(id, RangeDesc { id, span });
+        }
+        let events = self
+            .split_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(events) = events {
+            tokio::spawn(split_loop(self.clone(), events));
+        }
+        {
+            let _creating = self.creating.lock().await;
+            for desc in descs.into_values() {
+                let replica = match store.get(desc.id) {
+                    Some(r) => r,
+                    None => self.start_replica(me, desc).await?,
+                };
+                directory.learn(replica.desc());
+            }
         }
         self.ident.send_replace(Some(ident));
         tokio::spawn(gossip_loop(self.clone()));
         tokio::spawn(placement::run(self.clone()));
+        if let (Some(config), Some(kv)) = (self.config.auto_split.clone(), self.kv()) {
+            let kv: Arc<dyn KvService> = kv;
+            tokio::spawn(crate::autosplit::run(
+                store.clone(),
+                kv,
+                self.commit.engine().clone(),
+                config,
+                self.stop.subscribe(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Starts the replica of a range this node's replica split off, unless it runs.
+    async fn split_off(&self, event: raft::SplitEvent) -> Result<()> {
+        let _creating = self.creating.lock().await;
+        let store = self.store.get().ok_or(Error::Shutdown)?;
+        if let Some(directory) = self.directory.get() {
+            directory.learn(RangeDesc {
+                id: event.left,
+                span: event.left_span.clone(),
+            });
+            directory.learn(RangeDesc {
+                id: event.right,
+                span: event.right_span.clone(),
+            });
+        }
+        if store.get(event.right).is_some() {
+            return Ok(());
+        }
+        let desc = RangeDesc {
+            id: event.right,
+            span: event.right_span,
+        };
+        self.start_replica(store.node(), desc).await.map(|_| ())
     }
 
     /// Starts the Raft member of `desc` on this node and serves it.
     async fn start_replica(&self, me: u64, desc: RangeDesc) -> Result<Arc<Replica<E>>> {
         let store = self.store.get().ok_or(Error::Shutdown)?;
         let range = desc.id;
+        let span = raft::stored_span(self.commit.engine().as_ref(), range)
+            .map_err(Error::from)?
+            .unwrap_or(desc.span);
+        let sm = raft::StateMachine::new(range, span, self.commit.clone())
+            .with_hooks(Arc::new(SplitEvents(self.splits.clone())));
+        let span = sm.span_cell();
         let raft = raft::Raft::new(
             me,
             self.raft_config.clone(),
@@ -396,7 +477,7 @@ impl<E: Engine> ClusterNode<E> {
                 range,
             },
             raft::LogStore::new(range, self.commit.clone()),
-            raft::StateMachine::new(range, desc.span.clone(), self.commit.clone()),
+            sm,
         )
         .await
         .map_err(|e| Error::NodeUnreachable {
@@ -406,7 +487,8 @@ impl<E: Engine> ClusterNode<E> {
         let tso: Arc<dyn TimestampOracle> = self.tso.get().ok_or(Error::Shutdown)?.clone();
         let replica = Arc::new(Replica::new(
             me,
-            desc,
+            range,
+            span,
             raft,
             self.commit.engine().clone(),
             tso,
@@ -414,6 +496,22 @@ impl<E: Engine> ClusterNode<E> {
         ));
         store.add(replica.clone());
         Ok(replica)
+    }
+
+    /// Creates an empty replica of `range` (whose split this node missed; the leader's
+    /// snapshot gives it its span), unless there is one already.
+    pub(crate) async fn create_empty_replica(&self, range: u64) {
+        // Not before the node has started the replicas its store lists.
+        if self.ident().is_none() {
+            return;
+        }
+        let desc = RangeDesc {
+            id: range,
+            span: crate::replica::placeholder_span(),
+        };
+        if let Err(e) = self.create_replica(desc).await {
+            tracing::warn!(range, "creating an empty replica: {e}");
+        }
     }
 
     /// Creates an empty replica of `desc` here (recorded durably first), unless there is
@@ -854,38 +952,124 @@ async fn gossip_loop<E: Engine>(node: Arc<ClusterNode<E>>) {
     }
 }
 
-/// The ranges of a cluster of processes and the nodes that may hold them: the ranges are
-/// fixed at init, and any node may hold a replica of any of them (the router asks the
-/// others when one holds none).
+/// The ranges of a cluster of processes and the nodes that may hold them: the ranges laid
+/// out at init, corrected by the splits this node applies or learns of, and any node may
+/// hold a replica of any of them (the router asks the others when one holds none).
 struct NodeDirectory {
-    ranges: Vec<RangeDesc>,
+    tiles: StaticDirectory,
     peers: Peers,
 }
 
 impl NodeDirectory {
-    fn info(&self, desc: &RangeDesc) -> RangeInfo {
-        RangeInfo {
-            desc: desc.clone(),
-            replicas: self.peers.book().iter().map(|n| n.id).collect(),
+    fn new(ranges: Vec<RangeDesc>, peers: Peers) -> Self {
+        let infos = ranges
+            .into_iter()
+            .map(|desc| RangeInfo {
+                desc,
+                replicas: Vec::new(),
+            })
+            .collect();
+        NodeDirectory {
+            tiles: StaticDirectory::new(infos).expect("the initial ranges tile the key space"),
+            peers,
         }
+    }
+
+    fn with_replicas(&self, mut info: RangeInfo) -> RangeInfo {
+        info.replicas = self.peers.book().iter().map(|n| n.id).collect();
+        info
     }
 }
 
 impl RangeDirectory for NodeDirectory {
     fn lookup(&self, key: &[u8]) -> Result<RangeInfo> {
-        let i = self
-            .ranges
-            .partition_point(|r| r.span.start.as_slice() <= key);
-        Ok(self.info(&self.ranges[i.saturating_sub(1)]))
+        self.tiles.lookup(key).map(|i| self.with_replicas(i))
     }
 
     fn overlapping(&self, span: &Span) -> Result<Vec<RangeInfo>> {
         Ok(self
-            .ranges
-            .iter()
-            .filter(|r| crate::router::overlaps(&r.span, span))
-            .map(|r| self.info(r))
+            .tiles
+            .overlapping(span)?
+            .into_iter()
+            .map(|i| self.with_replicas(i))
             .collect())
+    }
+
+    fn learn(&self, desc: RangeDesc) {
+        self.tiles.learn(desc);
+    }
+}
+
+/// Range ids for splits made through this node: the node id in the high bits, a counter
+/// kept in the store below (written durably before an id is used), so ids are unique in
+/// the cluster without asking anyone. Ranges laid out at init have small ids.
+struct NodeRangeIds<E: Engine> {
+    node: u64,
+    commit: Arc<GroupCommit<E>>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+const RANGE_COUNTER_KEY: &[u8] = b"cluster/next-range";
+
+#[async_trait]
+impl<E: Engine> RangeIds for NodeRangeIds<E> {
+    async fn next_range_id(&self) -> Result<u64> {
+        let _one_at_a_time = self.lock.lock().await;
+        let last = match self
+            .commit
+            .engine()
+            .get(Keyspace::System, RANGE_COUNTER_KEY)?
+        {
+            None => 0,
+            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| {
+                Error::Mvcc(mvcc::Error::Corrupt {
+                    key: RANGE_COUNTER_KEY.to_vec(),
+                    detail: "range id counter is not 8 bytes".into(),
+                })
+            })?),
+        };
+        let next = last + 1;
+        let mut b = WriteBatch::new();
+        b.put(
+            Keyspace::System,
+            RANGE_COUNTER_KEY.to_vec(),
+            next.to_be_bytes().to_vec(),
+        );
+        self.commit.commit_async(&b).await?;
+        Ok(split_range_id(self.node, next))
+    }
+}
+
+/// The id of the `n`th range split off through node `node`.
+pub fn split_range_id(node: u64, n: u64) -> u64 {
+    (node << 40) | (n & ((1 << 40) - 1))
+}
+
+/// Passes the splits a replica applied to the node's [`split_loop`].
+struct SplitEvents(tokio::sync::mpsc::UnboundedSender<raft::SplitEvent>);
+
+impl raft::StoreHooks for SplitEvents {
+    fn split(&self, event: raft::SplitEvent) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// Starts the replicas of the ranges this node's replicas split off.
+async fn split_loop<E: Engine>(
+    node: Arc<ClusterNode<E>>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<raft::SplitEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        if node.stopped() {
+            return;
+        }
+        let right = event.right;
+        if let Err(e) = node.split_off(event).await {
+            tracing::error!(
+                range = right,
+                "starting the replica of a split-off range: {e}"
+            );
+        }
     }
 }
 

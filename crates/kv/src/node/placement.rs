@@ -158,7 +158,7 @@ async fn up_replicate<E: Engine>(
         };
         let req = pb::AddReplicaRequest {
             header: Some(node.peers.header_to(target)),
-            desc: encode(replica.desc()),
+            desc: encode(&replica.desc()),
         };
         if let Err(e) = client.add_replica(req).await {
             tracing::debug!(range, target, "cannot create a replica: {}", e.message());

@@ -66,11 +66,19 @@ impl<E: Engine> NodeService<E> {
 
     /// Delivers one Raft message to this node's replica of its range.
     async fn deliver(&self, msg: pb::RaftMessage) -> Result<Vec<u8>, String> {
-        let replica = self
+        let store = self
             .node
             .store()
-            .and_then(|s| s.get(msg.range))
-            .ok_or_else(|| format!("this node holds no replica of range {}", msg.range))?;
+            .ok_or_else(|| "this node is not part of a cluster yet".to_string())?;
+        let Some(replica) = store.get(msg.range) else {
+            // A leader's message for a range this node has no replica of: the node missed
+            // the split that made it. An empty replica takes the leader's snapshot.
+            if matches!(msg.kind, APPEND | SNAPSHOT) {
+                let (node, range) = (self.node.clone(), msg.range);
+                tokio::spawn(async move { node.create_empty_replica(range).await });
+            }
+            return Err(format!("this node holds no replica of range {}", msg.range));
+        };
         let raft = replica.raft();
         match msg.kind {
             APPEND => {
@@ -97,7 +105,10 @@ impl<E: Engine> NodeService<E> {
                 Ok(encode(&r))
             }
             SNAPSHOT => {
-                let (vote, meta, data) = decode(&msg.body)?;
+                let (vote, meta, data): (_, _, Vec<u8>) = decode(&msg.body)?;
+                // Not while another replica here still holds part of the snapshot's keys.
+                let span = raft::snapshot_span(&data).map_err(|e| e.to_string())?;
+                store.admit_snapshot(msg.range, &span)?;
                 let r = raft
                     .install_full_snapshot(
                         vote,

@@ -117,6 +117,7 @@ pub(crate) enum WireError {
     KeyOutsideRange {
         range: u64,
         key: Vec<u8>,
+        owner: Option<crate::api::RangeDesc>,
     },
     NodeUnreachable {
         node: u64,
@@ -127,6 +128,7 @@ pub(crate) enum WireError {
         detail: String,
     },
     Ambiguous(String),
+    Unsupported(String),
 }
 
 impl From<Error> for WireError {
@@ -196,10 +198,13 @@ impl From<Error> for WireError {
                 leader,
             },
             Error::RangeNotFound { range, node } => WireError::RangeNotFound { range, node },
-            Error::KeyOutsideRange { range, key } => WireError::KeyOutsideRange { range, key },
+            Error::KeyOutsideRange { range, key, owner } => {
+                WireError::KeyOutsideRange { range, key, owner }
+            }
             Error::NodeUnreachable { node, detail } => WireError::NodeUnreachable { node, detail },
             Error::Unavailable { range, detail } => WireError::Unavailable { range, detail },
             Error::Ambiguous(s) => WireError::Ambiguous(s),
+            Error::Unsupported(s) => WireError::Unsupported(s),
         }
     }
 }
@@ -273,10 +278,13 @@ impl From<WireError> for Error {
                 leader,
             },
             WireError::RangeNotFound { range, node } => Error::RangeNotFound { range, node },
-            WireError::KeyOutsideRange { range, key } => Error::KeyOutsideRange { range, key },
+            WireError::KeyOutsideRange { range, key, owner } => {
+                Error::KeyOutsideRange { range, key, owner }
+            }
             WireError::NodeUnreachable { node, detail } => Error::NodeUnreachable { node, detail },
             WireError::Unavailable { range, detail } => Error::Unavailable { range, detail },
             WireError::Ambiguous(s) => Error::Ambiguous(s),
+            WireError::Unsupported(s) => Error::Unsupported(s),
         }
     }
 }
