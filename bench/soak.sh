@@ -41,7 +41,9 @@ leaders() {
     "$T" node status --host 127.0.0.1:$h | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print("  node", d["node_id"], "leads", sum(1 for x in d["replicas"] if x["leader"]), "of", len(d["replicas"]), "ranges")'
+r = d["replicas"]
+print("  node", d["node_id"], "leads", sum(1 for x in r if x["leader"]), "of", len(r),
+      "ranges;", sum(1 for x in r if x.get("quiesced")), "quiesced")'
   done
 }
 leaders
@@ -62,6 +64,7 @@ phase() { # name seconds [command...]
   done
 }
 phase idle "$IDLE"
+leaders
 URLS=postgresql://root@127.0.0.1:36257/postgres,postgresql://root@127.0.0.1:36258/postgres,postgresql://root@127.0.0.1:36259/postgres
 phase "light load, $CLIENTS clients" "$LOAD" \
   "$HERE/target/release/tessera-bench" cluster --secs "$LOAD" --clients "$CLIENTS" --urls "$URLS"

@@ -522,6 +522,82 @@ async fn a_table_splits_under_writes_and_a_killed_node_gets_the_new_ranges() {
     }
 }
 
+/// Returns whether `range`'s replica on `node` is quiesced.
+fn quiesced(node: &Node, range: u64) -> Option<bool> {
+    let s = status(node)?;
+    replicas(&s)
+        .iter()
+        .find(|r| r["range"] == range)
+        .and_then(|r| r["quiesced"].as_bool())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_ranges_quiesce_and_wake_for_writes_and_a_dead_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 3, 3);
+    let client = connect_when_ready(&nodes[1]).await;
+    client
+        .batch_execute("CREATE TABLE idle (id INT8 PRIMARY KEY)")
+        .await
+        .unwrap();
+    let range = table_range(&client, "idle").await;
+    let all_quiet = |nodes: &[Node]| {
+        nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .all(|n| quiesced(n, range) == Some(true))
+    };
+    wait_for(Duration::from_secs(30), "the idle range to quiesce", || {
+        all_quiet(&nodes).then_some(())
+    });
+    // A write wakes it (the leader at once, the followers when the entry reaches them).
+    let t = Instant::now();
+    client
+        .execute("INSERT INTO idle VALUES (1)", &[])
+        .await
+        .unwrap();
+    println!("a write to a quiesced range took {:?}", t.elapsed());
+    wait_for(
+        Duration::from_secs(30),
+        "the range to quiesce again",
+        || all_quiet(&nodes).then_some(()),
+    );
+    // Its leader dies while it is quiet: the followers notice the silent node, elect, and
+    // writes go on.
+    let leader = wait_for(Duration::from_secs(10), "a leaseholder", || {
+        leaseholder(&nodes, range)
+    });
+    nodes[leader].kill();
+    let other = (leader + 1) % 3;
+    let client = connect_when_ready(&nodes[other]).await;
+    let t = Instant::now();
+    let mut id = 2i64;
+    loop {
+        match client.execute("INSERT INTO idle VALUES ($1)", &[&id]).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    t.elapsed() < Duration::from_secs(15),
+                    "no write within {:?} of the leader's death: {e}",
+                    t.elapsed()
+                );
+                id += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    println!(
+        "a quiesced range whose leader died took writes again after {:?}",
+        t.elapsed()
+    );
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM idle WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
 #[test]
 fn lifecycle_mistakes_are_refused_and_harm_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,8 @@ struct RaftLog<E: Engine> {
     raft: raft::Raft<E>,
     /// Bytes of write batches proposed here since the range's size was last checked.
     written: std::sync::atomic::AtomicU64,
+    /// Whether the replica's Raft ticker is stopped (the range is quiesced).
+    quiesced: std::sync::atomic::AtomicBool,
 }
 
 impl<E: Engine> RaftLog<E> {
@@ -107,8 +109,21 @@ impl<E: Engine> Log for RaftLog<E> {
 }
 
 impl<E: Engine> RaftLog<E> {
+    /// Starts the Raft ticker again if the range was quiesced.
+    fn wake(&self) -> bool {
+        let was = self
+            .quiesced
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if was {
+            self.raft.runtime_config().tick(true);
+        }
+        was
+    }
+
     /// Proposes `cmd` and returns once it is applied here.
     async fn propose(&self, cmd: raft::Command) -> Result<()> {
+        // A write wakes a quiesced leader: its followers need heartbeats again.
+        self.wake();
         match self.raft.client_write(cmd).await {
             Ok(_) => Ok(()),
             // Rejected before its entry was appended: nothing happened.
@@ -153,6 +168,7 @@ impl<E: Engine> Replica<E> {
             node,
             raft,
             written: std::sync::atomic::AtomicU64::new(0),
+            quiesced: std::sync::atomic::AtomicBool::new(false),
         };
         Replica {
             id: range,
@@ -173,6 +189,32 @@ impl<E: Engine> Replica<E> {
 
     fn span(&self) -> Span {
         self.span.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the replica's Raft ticker: no heartbeats while it leads, no election while
+    /// it follows (see `kv::node::quiesce`). A write through it, or [`Replica::wake`],
+    /// starts it again.
+    pub fn quiesce(&self) {
+        let log = self.eval.log();
+        if !log
+            .quiesced
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            log.raft.runtime_config().tick(false);
+        }
+    }
+
+    /// Starts the replica's Raft ticker again; returns true if it was stopped.
+    pub fn wake(&self) -> bool {
+        self.eval.log().wake()
+    }
+
+    /// Returns true if the replica's Raft ticker is stopped.
+    pub fn is_quiesced(&self) -> bool {
+        self.eval
+            .log()
+            .quiesced
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns true if this replica leads its range now.

@@ -304,6 +304,7 @@ pub fn status_json(s: &pb::StatusReply) -> serde_json::Value {
             "learners": r.learners,
             "applied": r.applied,
             "term": r.term,
+            "quiesced": r.quiesced,
         })).collect::<Vec<_>>(),
     })
 }

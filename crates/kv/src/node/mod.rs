@@ -19,6 +19,7 @@
 //! leaseholder serves the timestamp oracle ([`tso::ClusterTso`]).
 
 mod placement;
+mod quiesce;
 mod service;
 pub mod tso;
 
@@ -87,6 +88,8 @@ pub struct NodeConfig {
     pub split_keys: Vec<Vec<u8>>,
     /// Splits ranges over a size, if set.
     pub auto_split: Option<crate::autosplit::AutoSplitConfig>,
+    /// Idle ranges stop their Raft tickers after this long (see [`quiesce`]), if set.
+    pub quiesce_after: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -105,6 +108,7 @@ impl NodeConfig {
             tso_window_ms: 3_000,
             split_keys: Vec::new(),
             auto_split: Some(crate::autosplit::AutoSplitConfig::default()),
+            quiesce_after: Some(Duration::from_secs(3)),
         }
     }
 }
@@ -422,6 +426,9 @@ impl<E: Engine> ClusterNode<E> {
         self.ident.send_replace(Some(ident));
         tokio::spawn(gossip_loop(self.clone()));
         tokio::spawn(placement::run(self.clone()));
+        if let Some(after) = self.config.quiesce_after {
+            tokio::spawn(quiesce::run(self.clone(), after));
+        }
         if let (Some(config), Some(kv)) = (self.config.auto_split.clone(), self.kv()) {
             let kv: Arc<dyn KvService> = kv;
             tokio::spawn(crate::autosplit::run(
@@ -891,6 +898,7 @@ fn replica_status<E: Engine>(r: &Replica<E>) -> pb::ReplicaStatus {
         learners: membership.learner_ids().collect(),
         applied: m.last_applied.as_ref().map_or(0, |l| l.index),
         term: m.current_term,
+        quiesced: r.is_quiesced(),
     }
 }
 
