@@ -49,7 +49,8 @@ URLS=postgresql://root@127.0.0.1:36257/postgres,postgresql://root@127.0.0.1:3625
 for run in $(seq 1 "$RUNS"); do
   echo "## run $run: tessera, 3 processes"
   start_cluster
-  "$HERE/target/release/tessera-bench" cluster --secs "$DUR" --clients "$CLIENTS" --urls "$URLS" | grep '^|'
+  "$HERE/target/release/tessera-bench" cluster --secs "$DUR" --clients "$CLIENTS" --urls "$URLS" \
+    --hosts 127.0.0.1:36357,127.0.0.1:36358,127.0.0.1:36359 | grep '^|'
   for h in 36357 36358 36359; do
     "$T" node status --host 127.0.0.1:$h | python3 -c '
 import json, sys

@@ -8,7 +8,11 @@
 //! acknowledged once a quorum has the log entry on disk.
 //!
 //! With `--urls`, the SQL half runs against a cluster of processes already started
-//! (`tessera start`, one PostgreSQL URL per node), the clients spread over the nodes.
+//! (`tessera start`, one PostgreSQL URL per node), the clients spread over the nodes; with
+//! `--hosts` (the nodes' RPC addresses) as well, the KV half runs against it too, through
+//! `kv::node::client::RemoteClient` (the nodes' gRPC service: a timestamp from the meta
+//! range's leaseholder, then a one-phase commit sent to the key's leaseholder), on keys
+//! of an otherwise unused table's range.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +28,8 @@ struct Options {
     clients: Vec<usize>,
     /// PostgreSQL URLs of a running cluster's nodes; empty: an in-process cluster.
     urls: Vec<String>,
+    /// RPC addresses of the running cluster's nodes, for the KV half.
+    hosts: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -32,6 +38,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         secs: 10,
         clients: vec![1, 16, 128],
         urls: Vec::new(),
+        hosts: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -39,6 +46,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match a.as_str() {
             "--dir" => o.dir = Some(value()?.into()),
             "--urls" => o.urls = value()?.split(',').map(str::to_string).collect(),
+            "--hosts" => o.hosts = value()?.split(',').map(str::to_string).collect(),
             "--secs" => o.secs = value()?.parse().map_err(|_| "--secs: a number")?,
             "--clients" => {
                 o.clients = value()?
@@ -221,10 +229,50 @@ async fn bench_processes(o: &Options) -> Result<(), String> {
     println!("| path | clients | writes/s | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     let value = "v".repeat(VALUE_LEN);
+    let remote = match o.hosts.is_empty() {
+        true => None,
+        false => Some(kv::node::client::RemoteClient::connect(&o.hosts).await?),
+    };
     for &clients in &o.clients {
+        if let Some(remote) = &remote {
+            kv_point(remote, clients, o.secs, &value).await;
+        }
         sql_point(&o.urls, clients, o.secs, &value).await?;
     }
     Ok(())
+}
+
+/// One KV point against a cluster of processes: each write takes a timestamp and commits
+/// one put in one phase at the key's leaseholder.
+async fn kv_point(remote: &kv::node::client::RemoteClient, clients: usize, secs: u64, value: &str) {
+    use kv::KvService;
+    let (kv, tso) = (remote.kv(), remote.tso());
+    // Table 115's range: created at init, unused by the SQL half.
+    let prefix = codec::layout::table_prefix(base::TenantId::SYSTEM, base::TableId(115));
+    let v = value.as_bytes().to_vec();
+    let r = drive(clients, secs, move |_, k| {
+        let (kv, tso, v) = (kv.clone(), tso.clone(), v.clone());
+        let mut key = prefix.clone();
+        key.extend_from_slice(&k.to_be_bytes());
+        async move {
+            let start_ts = tso.timestamp().await.map_err(|e| e.to_string())?;
+            let req = kv::Request::OnePhaseCommit {
+                mutations: vec![mvcc::Mutation::Put { key, value: v }],
+                reads: Default::default(),
+                start_ts,
+            };
+            match kv.send(req).await {
+                Ok(kv::Response::Committed(_)) => Ok(()),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    println!(
+        "| KV | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+        r.rate, r.p50, r.p99, r.errors
+    );
 }
 
 /// One SQL point: `clients` connections spread over `urls`, each upserting one row per
@@ -250,7 +298,10 @@ async fn sql_point(urls: &[String], clients: usize, secs: u64, value: &str) -> R
             c.0.execute(&c.1, &[&(k as i64), &v])
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e.as_db_error() {
+                    Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                    None => e.to_string(),
+                })
         }
     })
     .await;

@@ -61,6 +61,8 @@ pub enum NodeCommand {
     Ls(HostArgs),
     /// Show one node: its identity and the replicas it holds.
     Status(HostArgs),
+    /// List the cluster's ranges as the meta range records them (JSON).
+    Ranges(HostArgs),
 }
 
 #[derive(clap::Args)]
@@ -136,6 +138,10 @@ pub async fn node(cmd: NodeCommand) -> Result<ExitCode, BoxError> {
             let s = process::node_status(&a.host).await?;
             let text = serde_json::to_string_pretty(&process::status_json(&s))?;
             say(&format!("{text}\n"));
+        }
+        NodeCommand::Ranges(a) => {
+            let ranges = process::ranges_json(&a.host).await?;
+            say(&format!("{}\n", serde_json::to_string_pretty(&ranges)?));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -517,6 +517,21 @@ async fn a_table_splits_under_writes_and_a_killed_node_gets_the_new_ranges() {
     }
     let client = connect_when_ready(&nodes[0]).await;
     check_rows(&client, &acks).await;
+    // The meta range records the new ranges, for nodes that hold none of their replicas.
+    let ranges = wait_for(Duration::from_secs(30), "the meta range to list the splits", || {
+        let (ok, out) = run(tessera().args(["node", "ranges", "--host", &nodes[0].rpc]));
+        let list: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        let ids: Vec<u64> = list
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["range"].as_u64())
+            .collect();
+        new_ranges
+            .iter()
+            .all(|r| ids.contains(r))
+            .then_some(ids)
+    });
+    assert_eq!(ranges.len(), 17 + new_ranges.len(), "{ranges:?}");
     for n in &nodes {
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
     }
@@ -550,7 +565,9 @@ async fn idle_ranges_quiesce_and_wake_for_writes_and_a_dead_leader() {
     wait_for(Duration::from_secs(30), "the idle range to quiesce", || {
         all_quiet(&nodes).then_some(())
     });
-    // A write wakes it (the leader at once, the followers when the entry reaches them).
+    // A write wakes it (the leader at once, the followers when the entry reaches them),
+    // also once the leader's lease has long lapsed.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let t = Instant::now();
     client
         .execute("INSERT INTO idle VALUES (1)", &[])
@@ -562,6 +579,14 @@ async fn idle_ranges_quiesce_and_wake_for_writes_and_a_dead_leader() {
         "the range to quiesce again",
         || all_quiet(&nodes).then_some(()),
     );
+    // A read of a quiet range whose lease lapsed confirms leadership with a quorum.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM idle", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
     // Its leader dies while it is quiet: the followers notice the silent node, elect, and
     // writes go on.
     let leader = wait_for(Duration::from_secs(10), "a leaseholder", || {

@@ -50,7 +50,8 @@ pub use latches::{LatchGuard, Latches};
 pub use local::{LocalKv, LocalKvConfig};
 pub use replica::{Replica, Store};
 pub use router::{
-    DistKv, NodeTransport, RangeDirectory, RangeIds, RangeInfo, RouterConfig, StaticDirectory,
+    DistKv, NodeTransport, RangeDirectory, RangeIds, RangeInfo, RangeResolver, RouterConfig,
+    StaticDirectory,
 };
 
 /// Executes key-value requests, wherever the data lives.

@@ -82,8 +82,11 @@ impl<E: Engine> Log for RaftLog<E> {
     async fn ready(&self) -> Result<()> {
         match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Ok(_) => return Ok(()),
+            // The lease lapsed (a quiesced range sends no heartbeats): confirm leadership
+            // with a quorum instead.
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))
                 if f.reason == ForwardReason::LeaseExpired => {}
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {}
             Err(e) => return Err(self.read_error(e)),
         }
         match tokio::time::timeout(
@@ -283,6 +286,11 @@ impl<E: Engine> Replica<E> {
         let span = self.span();
         if key == span.start {
             return Ok(Response::Ranges(vec![self.desc()]));
+        }
+        if span.start.is_empty() {
+            return Err(Error::Unsupported(
+                "splitting the first range (it holds the meta records)".into(),
+            ));
         }
         if !span.contains(&key) {
             return Err(Error::KeyOutsideRange {

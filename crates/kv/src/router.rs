@@ -43,6 +43,13 @@ pub trait RangeDirectory: Send + Sync + 'static {
     fn learn(&self, desc: RangeDesc);
 }
 
+/// Finds the range holding a key from an authority (the meta range's descriptors), for a
+/// router whose directory is stale and that no node told.
+#[async_trait]
+pub trait RangeResolver: Send + Sync + 'static {
+    async fn resolve(&self, key: &[u8]) -> Result<Option<RangeDesc>>;
+}
+
 /// Hands out ids for new ranges, unique in the cluster.
 #[async_trait]
 pub trait RangeIds: Send + Sync + 'static {
@@ -204,6 +211,8 @@ pub struct DistKv {
     leaseholders: Mutex<HashMap<u64, u64>>,
     /// Where new ranges get their ids (splits are refused without it).
     range_ids: Option<Arc<dyn RangeIds>>,
+    /// Where to look a key's range up when no node names it.
+    resolver: Option<Arc<dyn RangeResolver>>,
 }
 
 /// How a request reaches the ranges: whole to one, clamped to one (a span that reaches
@@ -227,7 +236,14 @@ impl DistKv {
             config,
             leaseholders: Mutex::default(),
             range_ids: None,
+            resolver: None,
         }
+    }
+
+    /// Looks ranges up through `resolver` when no node names them.
+    pub fn with_resolver(mut self, resolver: Arc<dyn RangeResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// Splits ranges with ids from `ids`.
@@ -592,6 +608,16 @@ impl KvService for DistKv {
                 {
                     // The range split (or moved on) since the directory learned of it.
                     tracing::debug!(range, "key outside the range: {owner:?}");
+                    let owner = match (owner, &self.resolver) {
+                        (Some(desc), _) => Some(desc),
+                        (None, Some(resolver)) => resolver
+                            .resolve(&key)
+                            .await
+                            .ok()
+                            .flatten()
+                            .filter(|d| *d != info.desc),
+                        (None, None) => None,
+                    };
                     match owner {
                         Some(desc) => self.directory.learn(desc),
                         None => {

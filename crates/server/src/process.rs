@@ -281,6 +281,36 @@ pub async fn node_status(host: &str) -> Result<pb::StatusReply, String> {
     .map_err(|s| format!("{host}: {}", kv::node::describe(&s)))
 }
 
+/// Returns the cluster's ranges as the meta range records them, asking through `host`,
+/// as JSON: each range's id and the first and last keys of its span (shown readably).
+pub async fn ranges_json(host: &str) -> Result<serde_json::Value, String> {
+    let client = kv::node::client::RemoteClient::connect(&[host.to_string()]).await?;
+    let (kv, tso) = (client.kv(), client.tso());
+    let descs = tokio::time::timeout(
+        Duration::from_secs(30),
+        kv::node::meta::read_all(kv.as_ref(), tso.as_ref()),
+    )
+    .await
+    .map_err(|_| format!("{host}: the meta range did not answer in 30 s"))?
+    .map_err(|e| format!("{host}: {e}"))?;
+    Ok(serde_json::Value::Array(
+        descs
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "range": d.id,
+                    "start": codec::layout::pretty(&d.span.start),
+                    "end": if d.span.end.is_empty() {
+                        "(end of the key space)".to_string()
+                    } else {
+                        codec::layout::pretty(&d.span.end)
+                    },
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// Renders a node's status as JSON (the HTTP API's `cluster` object).
 pub fn status_json(s: &pb::StatusReply) -> serde_json::Value {
     let node = |n: &pb::NodeAddr| {

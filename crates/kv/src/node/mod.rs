@@ -18,6 +18,8 @@
 //! the system keys (node records, the oracle's high-water mark) and the SQL catalog. Its
 //! leaseholder serves the timestamp oracle ([`tso::ClusterTso`]).
 
+pub mod client;
+pub mod meta;
 mod placement;
 mod quiesce;
 mod service;
@@ -387,10 +389,15 @@ impl<E: Engine> ClusterNode<E> {
             commit: self.commit.clone(),
             lock: tokio::sync::Mutex::new(()),
         });
-        let _ = self.kv.set(Arc::new(
-            DistKv::new(directory.clone(), transport, self.config.router.clone())
-                .with_range_ids(range_ids),
-        ));
+        let router = self.config.router.clone();
+        let _ = self.kv.set(Arc::new_cyclic(|kv| {
+            DistKv::new(directory.clone(), transport, router)
+                .with_range_ids(range_ids)
+                .with_resolver(Arc::new(meta::MetaResolver {
+                    kv: kv.clone(),
+                    tso: tso.clone(),
+                }))
+        }));
         // The replicas the store lists, and those splits made (their spans are stored).
         let mut descs: BTreeMap<u64, RangeDesc> = BTreeMap::new();
         for (_, v) in self.scan_local(REPLICA_PREFIX)? {
@@ -424,6 +431,7 @@ impl<E: Engine> ClusterNode<E> {
             }
         }
         self.ident.send_replace(Some(ident));
+        tokio::spawn(seed_directory(self.clone()));
         tokio::spawn(gossip_loop(self.clone()));
         tokio::spawn(placement::run(self.clone()));
         if let Some(after) = self.config.quiesce_after {
@@ -456,14 +464,35 @@ impl<E: Engine> ClusterNode<E> {
                 span: event.right_span.clone(),
             });
         }
+        let descs = [
+            RangeDesc {
+                id: event.left,
+                span: event.left_span,
+            },
+            RangeDesc {
+                id: event.right,
+                span: event.right_span,
+            },
+        ];
+        // The leaseholder that split records both halves in the meta range.
+        if store.get(event.left).is_some_and(|r| r.is_leader())
+            && let (Some(kv), Some(tso)) = (self.kv(), self.tso())
+        {
+            let descs = descs.clone();
+            tokio::spawn(async move {
+                if let Err(e) = meta::record(kv.as_ref(), tso.as_ref(), &descs).await {
+                    tracing::warn!(
+                        range = descs[1].id,
+                        "recording a split in the meta range: {e}"
+                    );
+                }
+            });
+        }
         if store.get(event.right).is_some() {
             return Ok(());
         }
-        let desc = RangeDesc {
-            id: event.right,
-            span: event.right_span,
-        };
-        self.start_replica(store.node(), desc).await.map(|_| ())
+        let [_, right] = descs;
+        self.start_replica(store.node(), right).await.map(|_| ())
     }
 
     /// Starts the Raft member of `desc` on this node and serves it.
@@ -586,6 +615,14 @@ impl<E: Engine> ClusterNode<E> {
             return Err(NodeError::Conflict(format!(
                 "the new cluster's meta range assigned id {id} to its first node"
             )));
+        }
+        if let (Some(kv), Some(tso)) = (self.kv(), self.tso()) {
+            meta::record(
+                kv.as_ref(),
+                tso.as_ref(),
+                &initial_ranges(&ident.split_keys),
+            )
+            .await?;
         }
         tracing::info!(cluster = %ident.cluster_id, replication, "cluster initialized");
         Ok(ident)
@@ -912,6 +949,31 @@ pub fn describe(s: &tonic::Status) -> String {
         return "cannot connect (is a node running there?)".into();
     }
     s.message().to_string()
+}
+
+/// Learns the ranges the meta range records (splits made while this node was down, or
+/// that it holds no replica of), retrying until the meta range answers.
+async fn seed_directory<E: Engine>(node: Arc<ClusterNode<E>>) {
+    for _ in 0..60 {
+        if node.stopped() {
+            return;
+        }
+        let (Some(kv), Some(tso), Some(directory)) = (node.kv(), node.tso(), node.directory.get())
+        else {
+            return;
+        };
+        match meta::read_all(kv.as_ref(), tso.as_ref()).await {
+            Ok(descs) => {
+                // Newest first would not matter: learning carves each span out of the rest.
+                for d in descs {
+                    directory.learn(d);
+                }
+                return;
+            }
+            Err(e) => tracing::debug!("reading range descriptors: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Every second, asks each known peer for its status: that keeps liveness fresh and
