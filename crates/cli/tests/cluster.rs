@@ -518,19 +518,20 @@ async fn a_table_splits_under_writes_and_a_killed_node_gets_the_new_ranges() {
     let client = connect_when_ready(&nodes[0]).await;
     check_rows(&client, &acks).await;
     // The meta range records the new ranges, for nodes that hold none of their replicas.
-    let ranges = wait_for(Duration::from_secs(30), "the meta range to list the splits", || {
-        let (ok, out) = run(tessera().args(["node", "ranges", "--host", &nodes[0].rpc]));
-        let list: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
-        let ids: Vec<u64> = list
-            .as_array()?
-            .iter()
-            .filter_map(|r| r["range"].as_u64())
-            .collect();
-        new_ranges
-            .iter()
-            .all(|r| ids.contains(r))
-            .then_some(ids)
-    });
+    let ranges = wait_for(
+        Duration::from_secs(30),
+        "the meta range to list the splits",
+        || {
+            let (ok, out) = run(tessera().args(["node", "ranges", "--host", &nodes[0].rpc]));
+            let list: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+            let ids: Vec<u64> = list
+                .as_array()?
+                .iter()
+                .filter_map(|r| r["range"].as_u64())
+                .collect();
+            new_ranges.iter().all(|r| ids.contains(r)).then_some(ids)
+        },
+    );
     assert_eq!(ranges.len(), 17 + new_ranges.len(), "{ranges:?}");
     for n in &nodes {
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());

@@ -17,7 +17,6 @@ use common::{E, another_node, applied_on, cluster_with, get, put, wait_leader};
 use kv::cluster::LocalCluster;
 use kv::{Error, KvService, Request, Response};
 use mvcc::Span;
-use openraft::async_runtime::WatchReceiver;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -198,23 +197,7 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
         }
         // The snapshot policy may not have run yet: snapshot and purge the log now.
         let lead = c.replica(leader, 2).unwrap().raft().clone();
-        lead.trigger().snapshot().await.unwrap();
-        let applied = lead
-            .metrics()
-            .borrow_watched()
-            .last_applied
-            .map(|l| l.index);
-        let m = lead
-            .wait(Some(Duration::from_secs(10)))
-            .metrics(|m| m.snapshot.map(|s| s.index) >= applied, "snapshot built")
-            .await
-            .unwrap();
-        let upto = m.snapshot.unwrap().index;
-        lead.trigger().purge_log(upto).await.unwrap();
-        lead.wait(Some(Duration::from_secs(10)))
-            .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "log purged")
-            .await
-            .unwrap();
+        let upto = common::snapshot_and_purge(&lead).await;
         c.boot(behind).await.unwrap();
         for i in (0..n).step_by(7).chain([n - 1]) {
             applied_on(&c, behind, format!("x{i:04}").as_bytes(), b"v").await;

@@ -7,8 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use openraft::async_runtime::WatchReceiver;
-
 use common::{applied_on, cluster, get, put, wait_leader};
 use kv::{Error, KvService, Request, Response};
 use mvcc::commands::ReadSet;
@@ -219,23 +217,7 @@ async fn a_node_that_missed_a_split_gets_the_new_range_by_snapshot() {
         .unwrap()
         .raft()
         .clone();
-    lead.trigger().snapshot().await.unwrap();
-    let applied = lead
-        .metrics()
-        .borrow_watched()
-        .last_applied
-        .map(|l| l.index);
-    let m = lead
-        .wait(Some(Duration::from_secs(10)))
-        .metrics(|m| m.snapshot.map(|s| s.index) >= applied, "snapshot built")
-        .await
-        .unwrap();
-    let upto = m.snapshot.unwrap().index;
-    lead.trigger().purge_log(upto).await.unwrap();
-    lead.wait(Some(Duration::from_secs(10)))
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "log purged")
-        .await
-        .unwrap();
+    let upto = common::snapshot_and_purge(&lead).await;
     c.boot(behind).await.unwrap();
     // It gets both: the old range by snapshot, the new one as an empty replica the new
     // range's leader fills with a snapshot.

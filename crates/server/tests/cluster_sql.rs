@@ -53,8 +53,8 @@ async fn start() -> SqlCluster<E> {
     .unwrap()
 }
 
-/// Returns the range holding table `name`'s rows.
-async fn range_of_table(c: &SqlCluster<E>, client: &tokio_postgres::Client, name: &str) -> u64 {
+/// Returns table `name`'s id.
+async fn table_id(client: &tokio_postgres::Client, name: &str) -> u64 {
     let id: i64 = client
         .query_one(
             "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
@@ -63,7 +63,13 @@ async fn range_of_table(c: &SqlCluster<E>, client: &tokio_postgres::Client, name
         .await
         .unwrap()
         .get(0);
-    let key = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64));
+    id as u64
+}
+
+/// Returns the range holding table `name`'s rows.
+async fn range_of_table(c: &SqlCluster<E>, client: &tokio_postgres::Client, name: &str) -> u64 {
+    let id = table_id(client, name).await;
+    let key = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id));
     c.kv()
         .ranges()
         .iter()
@@ -334,16 +340,9 @@ async fn ranges_of_table(
     client: &tokio_postgres::Client,
     name: &str,
 ) -> Vec<kv::RangeDesc> {
-    let id: i64 = client
-        .query_one(
-            "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64));
-    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id as u64 + 1));
+    let id = table_id(client, name).await;
+    let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id));
+    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id + 1));
     c.kv()
         .ranges()
         .into_iter()

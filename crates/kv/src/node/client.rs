@@ -15,8 +15,8 @@ use super::{GrpcTransport, NodeDirectory, describe, initial_ranges};
 use crate::error::{Error, Result};
 use crate::replica::Store;
 use crate::router::{DistKv, RouterConfig};
+use crate::rpc::pb;
 use crate::rpc::peers::Peers;
-use crate::rpc::{decode_result, pb};
 use crate::tso::TimestampOracle;
 
 /// How long a timestamp request keeps trying the nodes.
@@ -85,24 +85,6 @@ struct RemoteTso {
     hint: Mutex<Option<u64>>,
 }
 
-impl RemoteTso {
-    async fn ask(&self, node: u64, count: u32) -> Result<Timestamp> {
-        let unreachable = |detail: String| Error::NodeUnreachable { node, detail };
-        let mut client = self.peers.client_of(node).map_err(unreachable)?;
-        let reply = tokio::time::timeout(
-            Duration::from_secs(3),
-            client.tso(pb::TsoRequest {
-                header: Some(self.peers.header_to(node)),
-                count,
-            }),
-        )
-        .await
-        .map_err(|_| unreachable("no answer in time".into()))?
-        .map_err(|s| unreachable(describe(&s)))?;
-        decode_result(&reply.into_inner().body, node)
-    }
-}
-
 #[async_trait]
 impl TimestampOracle for RemoteTso {
     async fn timestamps(&self, count: u32) -> Result<Timestamp> {
@@ -119,7 +101,7 @@ impl TimestampOracle for RemoteTso {
             );
             let mut last = None;
             for node in nodes {
-                match self.ask(node, count).await {
+                match super::tso::ask(&self.peers, node, count).await {
                     Ok(ts) => {
                         *self.hint.lock().unwrap_or_else(|e| e.into_inner()) = Some(node);
                         return Ok(ts);

@@ -221,20 +221,25 @@ impl<E: Engine> ClusterTso<E> {
     }
 
     async fn remote(&self, node: u64, count: u32) -> Result<Timestamp> {
-        let unreachable = |detail: String| Error::NodeUnreachable { node, detail };
-        let mut client = self.peers.client_of(node).map_err(unreachable)?;
-        let reply = tokio::time::timeout(
-            Duration::from_secs(3),
-            client.tso(pb::TsoRequest {
-                header: Some(self.peers.header_to(node)),
-                count,
-            }),
-        )
-        .await
-        .map_err(|_| unreachable("no answer in time".into()))?
-        .map_err(|s| unreachable(super::describe(&s)))?;
-        decode_result(&reply.into_inner().body, node)
+        ask(&self.peers, node, count).await
     }
+}
+
+/// Asks node `node` for `count` timestamps (it serves them if it leads the meta range).
+pub(crate) async fn ask(peers: &Peers, node: u64, count: u32) -> Result<Timestamp> {
+    let unreachable = |detail: String| Error::NodeUnreachable { node, detail };
+    let mut client = peers.client_of(node).map_err(unreachable)?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(3),
+        client.tso(pb::TsoRequest {
+            header: Some(peers.header_to(node)),
+            count,
+        }),
+    )
+    .await
+    .map_err(|_| unreachable("no answer in time".into()))?
+    .map_err(|s| unreachable(super::describe(&s)))?;
+    decode_result(&reply.into_inner().body, node)
 }
 
 #[async_trait]

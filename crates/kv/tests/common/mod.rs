@@ -129,3 +129,27 @@ pub async fn wait_leader(c: &LocalCluster<E>, range: u64) -> u64 {
 pub fn another_node(c: &LocalCluster<E>, node: u64) -> u64 {
     c.nodes().into_iter().find(|&n| n != node).unwrap()
 }
+
+/// Has `raft` snapshot everything it applied and purge its log up to the snapshot, and
+/// returns the index purged up to: a replica behind it can then only catch up by snapshot.
+pub async fn snapshot_and_purge(raft: &raft::Raft<E>) -> u64 {
+    use openraft::async_runtime::WatchReceiver;
+    raft.trigger().snapshot().await.unwrap();
+    let applied = raft
+        .metrics()
+        .borrow_watched()
+        .last_applied
+        .map(|l| l.index);
+    let m = raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.snapshot.map(|s| s.index) >= applied, "snapshot built")
+        .await
+        .unwrap();
+    let upto = m.snapshot.unwrap().index;
+    raft.trigger().purge_log(upto).await.unwrap();
+    raft.wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "log purged")
+        .await
+        .unwrap();
+    upto
+}
