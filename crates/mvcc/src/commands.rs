@@ -46,6 +46,19 @@ fn check_newer<R: ReadView + ?Sized>(
     start_ts: Timestamp,
     base: Timestamp,
 ) -> Result<Newer> {
+    check_newer_below(reader, key, start_ts, base, None)
+}
+
+/// [`check_newer`], except that with `blind_below` set, versions another transaction
+/// committed below that timestamp are no conflict (a blind write, which read nothing, may
+/// land above them; see `commit_one_phase`).
+fn check_newer_below<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    key: &[u8],
+    start_ts: Timestamp,
+    base: Timestamp,
+    blind_below: Option<Timestamp>,
+) -> Result<Newer> {
     // Nothing at or above `base`: no newer write, and no record of this transaction (its
     // records are at or above its start, and `base >= start_ts`).
     if Latest::nothing_since(reader.latest(key)?, base) {
@@ -65,7 +78,7 @@ fn check_newer<R: ReadView + ?Sized>(
         if cts <= base {
             break;
         }
-        if v.kind.is_data() {
+        if v.kind.is_data() && blind_below.is_none_or(|below| cts >= below) {
             return Err(Error::WriteConflict {
                 key: key.to_vec(),
                 start_ts,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::ExecCtx;
 use super::scan::TableCodec;
 use crate::binder::{
-    ConflictAction, DefaultValue, DeletePlan, InsertPlan, InsertSource, UpdatePlan,
+    ConflictAction, DefaultValue, DeletePlan, InsertPlan, InsertSource, OnConflict, UpdatePlan,
 };
 use crate::catalog::{Descriptor, FkAction, ForeignKeyDesc, IndexDesc, TableDesc};
 use crate::error::{Error, ErrorKind, Result};
@@ -440,6 +440,7 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
     };
     let mut touched: HashSet<Vec<u8>> = HashSet::new();
     let mut fk_pending: Vec<Row> = Vec::new();
+    let blind = blind_upsert(cx, plan);
     for src in sources {
         cx.check_cancel()?;
         let mut row: Row = vec![Value::Null; width];
@@ -456,6 +457,22 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
             }
         }
         check_row(cx, &codec, &row, &plan.checks)?;
+        if blind {
+            // The row replaces whatever is stored under its key: no read needed.
+            if !touched.insert(codec.primary_key(&row)?) {
+                return Err(cardinality_violation());
+            }
+            write_entries(cx, &codec, &row)?;
+            result.count += 1;
+            if let Some(ret) = &plan.returning {
+                result.returning.push(
+                    ret.iter()
+                        .map(|e| cx.eval(e, &row))
+                        .collect::<Result<_>>()?,
+                );
+            }
+            continue;
+        }
         // Unique constraints, primary key first.
         let mut collided = None;
         for index in plan.table.all_indexes().filter(|i| i.unique) {
@@ -476,8 +493,7 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
                     filter,
                 } => {
                     if !touched.insert(existing.clone()) {
-                        return Err(Error::new(ErrorKind::CardinalityViolation, "ON CONFLICT DO UPDATE command cannot affect row a second time")
-                            .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
+                        return Err(cardinality_violation());
                     }
                     let current = cx
                         .txn
@@ -531,6 +547,55 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
         check_foreign_keys(cx, &codec, row, None).await?;
     }
     Ok(result)
+}
+
+fn cardinality_violation() -> Error {
+    Error::new(
+        ErrorKind::CardinalityViolation,
+        "ON CONFLICT DO UPDATE command cannot affect row a second time",
+    )
+    .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values.")
+}
+
+/// True if the INSERT is an upsert whose outcome does not depend on the stored row: `ON
+/// CONFLICT (primary key) DO UPDATE` with no `WHERE`, setting every other column to its
+/// `EXCLUDED` value, on a table with no secondary index and no foreign key either way.
+/// Updating a colliding row then leaves exactly the row an insert would write (same
+/// checks, same count, same `RETURNING`), so the row is written blind, without reading or
+/// locking the old one. Concurrent blind writes of one key serialize in commit order.
+fn blind_upsert(cx: &ExecCtx<'_>, plan: &InsertPlan) -> bool {
+    let table = &plan.table;
+    let Some(OnConflict {
+        index: Some(index),
+        action:
+            ConflictAction::Update {
+                assignments,
+                filter: None,
+            },
+    }) = &plan.on_conflict
+    else {
+        return false;
+    };
+    if *index != table.primary.id
+        || !table.indexes.is_empty()
+        || !table.foreign_keys.is_empty()
+        || !cx.session.catalog.referencing(table.id).is_empty()
+    {
+        return false;
+    }
+    let width = table.live_columns().count();
+    table.live_columns().enumerate().all(|(pos, c)| {
+        let in_key = table.primary.columns.iter().any(|k| k.column == c.id);
+        let set = assignments.iter().filter(|(p, _)| *p == pos);
+        match in_key {
+            true => set.count() == 0,
+            false => {
+                let mut set = set;
+                matches!(set.next(), Some((_, Expr::Column(i, _))) if *i == width + pos)
+                    && set.next().is_none()
+            }
+        }
+    })
 }
 
 /// Replaces `old` with `new`: checks constraints, rewrites changed index entries.
