@@ -457,25 +457,10 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
             }
         }
         check_row(cx, &codec, &row, &plan.checks)?;
-        if blind {
-            // The row replaces whatever is stored under its key: no read needed.
-            if !touched.insert(codec.primary_key(&row)?) {
-                return Err(cardinality_violation());
-            }
-            write_entries(cx, &codec, &row)?;
-            result.count += 1;
-            if let Some(ret) = &plan.returning {
-                result.returning.push(
-                    ret.iter()
-                        .map(|e| cx.eval(e, &row))
-                        .collect::<Result<_>>()?,
-                );
-            }
-            continue;
-        }
-        // Unique constraints, primary key first.
+        // Unique constraints, primary key first. A blind upsert's row replaces whatever is
+        // stored under its key, so it reads nothing.
         let mut collided = None;
-        for index in plan.table.all_indexes().filter(|i| i.unique) {
+        for index in plan.table.all_indexes().filter(|i| i.unique && !blind) {
             if let Some(existing) = conflict(cx, &codec, index, &row).await? {
                 collided = Some((index.clone(), existing));
                 break;
@@ -527,7 +512,9 @@ pub async fn insert(cx: &mut ExecCtx<'_>, plan: &InsertPlan) -> Result<WriteResu
                 }
             }
         }
-        touched.insert(codec.primary_key(&row)?);
+        if !touched.insert(codec.primary_key(&row)?) && blind {
+            return Err(cardinality_violation());
+        }
         write_entries(cx, &codec, &row)?;
         // Foreign keys are checked once the statement's rows are written, so a row may
         // reference itself or another row of the same statement.
