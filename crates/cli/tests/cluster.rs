@@ -24,7 +24,9 @@ fn free_port() -> u16 {
 
 fn tessera() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.env("TESSERA_LOG", "info,openraft=warn,fjall=warn,lsm_tree=warn");
+    let log = std::env::var("TESSERA_TEST_LOG")
+        .unwrap_or_else(|_| "info,openraft=warn,fjall=warn,lsm_tree=warn".into());
+    cmd.env("TESSERA_LOG", log);
     cmd
 }
 
@@ -100,6 +102,19 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // The test failed: show what the node said last (its store goes with the test).
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("--- last lines of {} ---\n{tail}", self.log.display());
+            // TESSERA_TEST_KEEP_LOGS=DIR keeps whole logs of failed tests.
+            if let Ok(keep) = std::env::var("TESSERA_TEST_KEEP_LOGS") {
+                let name = self.log.file_name().unwrap_or_default();
+                let _ = std::fs::create_dir_all(&keep);
+                let _ = std::fs::copy(&self.log, Path::new(&keep).join(name));
+            }
+        }
     }
 }
 
@@ -290,6 +305,7 @@ async fn write_through_fault(
     fault();
     tokio::time::sleep(after).await;
     stop.store(true, Ordering::Relaxed);
+    let stop_at = Instant::now();
     for t in tasks {
         t.await.unwrap();
     }
@@ -312,6 +328,10 @@ async fn write_through_fault(
         if w[0] >= fault_at {
             gap = gap.max(w[1].duration_since(w[0]));
         }
+    }
+    // Writes that stopped for good count too, up to when the writers were told to stop.
+    if let Some(last) = times.last() {
+        gap = gap.max(stop_at.saturating_duration_since(*last));
     }
     (acks, gap, fault_at)
 }

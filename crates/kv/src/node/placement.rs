@@ -8,15 +8,16 @@
 //! time: each pass handles a range to the end before the next pass looks at it again
 //! (openraft issue #1351: overlapping changes of one group can be lost).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use openraft::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ChangeMembers};
+use openraft::{BasicNode, ChangeMembers, Instant as _};
 use storage::Engine;
 
+use super::quiesce::LEADER_SILENCE;
 use super::{ClusterNode, LIVENESS_WINDOW};
 use crate::replica::{Replica, Store};
 use crate::rpc::{encode, pb};
@@ -31,10 +32,18 @@ const PARALLEL: usize = 8;
 /// Kept low: with leaders spread, a statement's requests cross nodes more often, which
 /// costs more than it gains on a small machine (see the closing note of this step).
 const MAX_TRANSFERS: usize = 2;
+/// A leadership goes only to a voter that acknowledged the leader within this long: the
+/// node-level liveness window is far longer, and a transfer to a node that just died
+/// leaves its range without a leader until an election timeout (or forever, if the pass
+/// kept handing it over again).
+const RECENT_ACK: Duration = Duration::from_secs(1);
+/// A leadership handover the target has not completed in this long goes to another voter.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(super) async fn run<E: Engine>(node: Arc<ClusterNode<E>>) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut handovers = HashMap::new();
     loop {
         tick.tick().await;
         if node.stopped() {
@@ -52,21 +61,80 @@ pub(super) async fn run<E: Engine>(node: Arc<ClusterNode<E>>) {
         });
         let mut work = futures::stream::iter(work).buffer_unordered(PARALLEL);
         while work.next().await.is_some() {}
-        balance_leaders(&store, ident.node_id, &live).await;
+        let heard: BTreeSet<u64> = node.peers.live(LEADER_SILENCE).into_iter().collect();
+        balance_leaders(&store, ident.node_id, &live, &heard, &mut handovers).await;
     }
 }
 
 /// Hands some of this node's leaderships to other voters when it leads more than its share
 /// of the ranges it holds a replica of (counted from its replicas' view of their leaders).
-/// A target must be live, lead fewer than its share, and have (nearly) the whole log, so the
-/// transfer costs one quick election; a node at or under its share gives nothing away,
-/// so leaderships never bounce back and forth.
-async fn balance_leaders<E: Engine>(store: &Store<E>, me: u64, live: &BTreeSet<u64>) {
+/// A target must be live, have acknowledged the leader within [`RECENT_ACK`], lead fewer
+/// than its share, and have (nearly) the whole log, so the transfer costs one quick
+/// election; a node at or under its share gives nothing away, so leaderships never bounce
+/// back and forth.
+///
+/// A leader that is handing over refuses writes and stops heartbeating until the target
+/// wins, and quiesced followers would not campaign in its place: a handover the target
+/// has not completed within [`TRANSFER_TIMEOUT`] (it died, or never got the message) is
+/// handed to another caught-up voter heard from lately, whatever the shares.
+async fn balance_leaders<E: Engine>(
+    store: &Store<E>,
+    me: u64,
+    live: &BTreeSet<u64>,
+    heard: &BTreeSet<u64>,
+    handovers: &mut HashMap<u64, (u64, Instant)>,
+) {
     let replicas = store.replicas();
     let metrics: Vec<_> = replicas
         .iter()
         .map(|r| r.raft().metrics().borrow_watched().clone())
         .collect();
+    handovers.retain(|range, _| {
+        replicas
+            .iter()
+            .zip(&metrics)
+            .any(|(r, m)| r.desc().id == *range && m.current_leader == Some(me))
+    });
+    for (replica, m) in replicas.iter().zip(&metrics) {
+        let range = replica.desc().id;
+        let Some((failed, at)) = handovers.get(&range).copied() else {
+            continue;
+        };
+        if at.elapsed() < TRANSFER_TIMEOUT {
+            continue;
+        }
+        let (Some(progress), Some(last)) = (&m.replication, m.last_log_index) else {
+            continue;
+        };
+        let target = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != me && *v != failed && heard.contains(v))
+            .find(|v| {
+                progress
+                    .get(v)
+                    .cloned()
+                    .flatten()
+                    .is_some_and(|l| l.index >= last)
+            });
+        let Some(target) = target else { continue };
+        if replica
+            .raft()
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .is_ok()
+        {
+            tracing::warn!(
+                range,
+                failed,
+                target,
+                "a leadership handover did not complete: handing it to another voter"
+            );
+            handovers.insert(range, (target, Instant::now()));
+        }
+    }
     let is_live = |n: &u64| *n == me || live.contains(n);
     let mut led: BTreeMap<u64, usize> = BTreeMap::new();
     let mut nodes = BTreeSet::new();
@@ -99,6 +167,12 @@ async fn balance_leaders<E: Engine>(store: &Store<E>, me: u64, live: &BTreeSet<u
             .voter_ids()
             .filter(|v| *v != me && is_live(v))
             .filter(|v| {
+                m.heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(v).cloned().flatten())
+                    .is_some_and(|t| t.elapsed() < RECENT_ACK)
+            })
+            .filter(|v| {
                 progress
                     .get(v)
                     .cloned()
@@ -112,6 +186,7 @@ async fn balance_leaders<E: Engine>(store: &Store<E>, me: u64, live: &BTreeSet<u
         match replica.raft().trigger().transfer_leader(target).await {
             Ok(()) => {
                 tracing::info!(range, target, "handing leadership over");
+                handovers.insert(range, (target, Instant::now()));
                 *led.entry(me).or_default() -= 1;
                 *led.entry(target).or_default() += 1;
                 moved += 1;
