@@ -260,6 +260,7 @@ async fn kv_point(remote: &kv::node::client::RemoteClient, clients: usize, secs:
                 mutations: vec![mvcc::Mutation::Put { key, value: v }],
                 reads: Default::default(),
                 start_ts,
+                deadline: None,
             };
             match kv.send(req).await {
                 Ok(kv::Response::Committed(_)) => Ok(()),

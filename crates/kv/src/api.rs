@@ -89,11 +89,13 @@ pub enum Request {
         commit_ts: Option<Timestamp>,
     },
     /// Validates reads and writes versions in one step; the range picks the commit
-    /// timestamp.
+    /// timestamp, which must be below `deadline` if one is set (else
+    /// [`Error::DeadlinePassed`](crate::Error::DeadlinePassed) and nothing is written).
     OnePhaseCommit {
         mutations: Vec<Mutation>,
         reads: ReadSet,
         start_ts: Timestamp,
+        deadline: Option<Timestamp>,
     },
     /// Waits until the lock of transaction `start_ts` on `key` is gone (committed, rolled
     /// back or resolved), or `timeout_ms` passed; answers `Done` either way. Lets a

@@ -18,6 +18,14 @@ pub enum Error {
     /// The request's keys are not all in one range.
     #[error("request spans more than one range: {0}")]
     CrossRange(String),
+    /// A one-phase commit would have committed at or after the deadline its request set
+    /// (a read the transaction made is only known valid before it); nothing was written,
+    /// and the transaction can commit in two phases, validating that read instead.
+    #[error("the commit timestamp {commit_ts} is not before the commit deadline {deadline}")]
+    DeadlinePassed {
+        commit_ts: base::Timestamp,
+        deadline: base::Timestamp,
+    },
     /// The service is shutting down.
     #[error("the key-value service is shutting down")]
     Shutdown,

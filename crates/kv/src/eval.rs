@@ -131,6 +131,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         mutations: Vec<mvcc::Mutation>,
         reads: commands::ReadSet,
         start_ts: Timestamp,
+        deadline: Option<Timestamp>,
     ) -> Result<Timestamp> {
         let mutation_keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key().to_vec()).collect();
         let latches = self.latches.acquire(mutation_keys.clone()).await;
@@ -138,6 +139,12 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         // The commit timestamp is taken under the latches: a reader that takes its
         // timestamp later finds the latches and waits for this commit.
         let commit_ts = self.tso.timestamp().await?;
+        if let Some(deadline) = deadline.filter(|d| commit_ts >= *d) {
+            return Err(Error::DeadlinePassed {
+                commit_ts,
+                deadline,
+            });
+        }
         let read_keys = reads.keys.iter().map(|(k, _)| k.as_slice());
         let read_spans = reads.spans.iter().map(|(s, _)| s);
         if let Some(key) = self.latches.find_foreign(read_keys, read_spans, &latches) {
@@ -286,8 +293,10 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 mutations,
                 reads,
                 start_ts,
+                deadline,
             } => Ok(Response::Committed(
-                self.one_phase_commit(mutations, reads, start_ts).await?,
+                self.one_phase_commit(mutations, reads, start_ts, deadline)
+                    .await?,
             )),
             Request::WaitLock {
                 key,

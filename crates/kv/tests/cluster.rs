@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{another_node, applied_on, cluster, get, put, wait_leader};
-use kv::{Error, Request};
+use kv::{Error, KvService, Request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_from_any_node_reach_every_replica() {
@@ -166,4 +166,44 @@ async fn isolated_leaseholder_serves_nothing_and_catches_up_after_heal() {
         None
     );
     c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_phase_commit_past_its_deadline_writes_nothing() {
+    let (c, tso) = cluster(3, Duration::from_secs(10)).await;
+    let kv = c.kv(2);
+    let commit = |key: &'static [u8], start_ts, deadline| Request::OnePhaseCommit {
+        mutations: vec![mvcc::Mutation::Put {
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+        }],
+        reads: Default::default(),
+        start_ts,
+        deadline: Some(deadline),
+    };
+    // The range takes its commit timestamp after this one: too late.
+    let start = tso.timestamp().await.unwrap();
+    let err = kv
+        .send(commit(b"late", start, start.next()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DeadlinePassed { deadline, .. } if deadline == start.next()),
+        "{err}"
+    );
+    assert_eq!(get(kv.as_ref(), tso.as_ref(), b"late").await.unwrap(), None);
+    // A deadline ten seconds out is met.
+    let start = tso.timestamp().await.unwrap();
+    let ok = kv
+        .send(commit(b"soon", start, start.plus_ms(10_000)))
+        .await
+        .unwrap();
+    assert!(matches!(ok, kv::Response::Committed(ts) if ts < start.plus_ms(10_000)));
+    assert_eq!(
+        get(kv.as_ref(), tso.as_ref(), b"soon")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
 }

@@ -120,6 +120,7 @@ async fn a_split_makes_a_new_range_on_every_replica() {
             ],
             reads: ReadSet::default(),
             start_ts,
+            deadline: None,
         })
         .await
         .unwrap_err();

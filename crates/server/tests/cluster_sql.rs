@@ -124,6 +124,70 @@ async fn any_node_serves_sql_and_ddl_is_seen_everywhere() {
     c.shutdown().await;
 }
 
+/// Node 1 writes without pause (so it serves statements from its cached catalog, proven
+/// for a window) while node 3 creates an index on the table. No write made on the old
+/// catalog may commit after the index is built: every row is found through the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_built_on_one_node_holds_every_row_written_on_another() {
+    let c = start().await;
+    let n1 = connect(&c.url(1).unwrap()).await.unwrap();
+    let n3 = connect(&c.url(3).unwrap()).await.unwrap();
+    n1.batch_execute("CREATE TABLE w (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let insert = n1.prepare("INSERT INTO w VALUES ($1, $2)").await.unwrap();
+            let mut written = 0i32;
+            while !stop.load(Ordering::Relaxed) {
+                // A write that overlapped the index build fails at commit; it is not
+                // acknowledged and not counted.
+                if n1
+                    .execute(&insert, &[&written, &(written % 7)])
+                    .await
+                    .is_ok()
+                {
+                    written += 1;
+                }
+            }
+            written
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    n3.batch_execute("CREATE INDEX w_v ON w (v)").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 10, "too few writes: {written}");
+    let plan: Vec<String> = n3
+        .query("EXPLAIN SELECT count(*) FROM w WHERE v = 3", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.join("\n").contains("using w_v"), "{plan:?}");
+    let mut through_index = 0;
+    for v in 0..7 {
+        let n: i64 = n3
+            .query_one("SELECT count(*) FROM w WHERE v = $1", &[&v])
+            .await
+            .unwrap()
+            .get(0);
+        through_index += n;
+    }
+    let all: i64 = n3
+        .query_one("SELECT count(*) FROM w", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(all, i64::from(written), "acknowledged rows");
+    assert_eq!(through_index, all, "rows missing from the index");
+    c.shutdown().await;
+}
+
 /// One consistent view of the bank: balances and the transfers that made them.
 struct Bank {
     a: Vec<i64>,

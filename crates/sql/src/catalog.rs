@@ -317,6 +317,14 @@ fn meta_key(tenant: TenantId) -> Vec<u8> {
     layout::index_prefix(tenant, META_TABLE, IndexId(1))
 }
 
+/// The key a DDL of a cluster writes first, to fence off other nodes' catalog windows
+/// (see [`CatalogCache`]); next to the meta key, so both are read in one request.
+fn fence_key(tenant: TenantId) -> Vec<u8> {
+    let mut k = meta_key(tenant);
+    codec::key::put_u64(&mut k, 1, Direction::Asc);
+    k
+}
+
 /// Returns the key of a sequence's current value.
 pub fn sequence_key(tenant: TenantId, id: u64) -> Vec<u8> {
     let mut k = layout::index_prefix(tenant, SEQUENCES_TABLE, IndexId(1));
@@ -331,7 +339,17 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
 impl Catalog {
     /// Reads the catalog version in `txn` (0 if the catalog was never created).
     pub async fn read_version(txn: &mut Transaction, tenant: TenantId) -> Result<u64> {
-        Ok(Self::read_meta(txn, tenant).await?.map_or(0, |m| m.version))
+        // The fence key too: a DDL fencing off the catalog holds a lock on it, which this
+        // read waits for.
+        let mut got = txn
+            .batch_get(&[meta_key(tenant), fence_key(tenant)])
+            .await?;
+        match got.swap_remove(0) {
+            None => Ok(0),
+            Some(b) => serde_json::from_slice::<Meta>(&b)
+                .map(|m| m.version)
+                .map_err(corrupt),
+        }
     }
 
     async fn read_meta(txn: &mut Transaction, tenant: TenantId) -> Result<Option<Meta>> {
@@ -529,10 +547,38 @@ impl Catalog {
 /// A statement served from the cache still records the version key in its read set, so a
 /// writing transaction that overlaps a DDL fails validation at commit exactly as if it had
 /// read the key. This assumes the node is the only writer of its tenant's catalog, which
-/// holds on a single node. A cache made with [`CatalogCache::shared`] (for a node of a
-/// cluster, where other nodes run DDL too) never takes that shortcut: every statement reads
-/// the version key, and the cached catalog is reused only when the version matches.
-/// (Descriptor leases will restore the shortcut for clusters.)
+/// holds on a single node.
+///
+/// A cache made with [`CatalogCache::shared`] (a node of a cluster, where other nodes run
+/// DDL too) proves its catalog for a window of [`CATALOG_WINDOW`] instead:
+///
+/// - the node reads the version key and the fence key next to it at a fresh timestamp
+///   `t0` without waiting on locks ([`TxnClient::get_unlocked`]); if no DDL holds a lock
+///   there and the version is the cached one, the cached catalog is the catalog at every
+///   read timestamp in `[t0, t0 + CATALOG_WINDOW)`;
+/// - that holds because every DDL of a cluster first writes and prewrites the fence key,
+///   then waits until the oracle is `CATALOG_WINDOW` past a timestamp `p` taken once that
+///   lock was in place, and only then reads on and changes the catalog
+///   ([`Transaction::put_and_wait_out`]): a proof that did not see the lock has `t0 < p`,
+///   and a later one sees it and fails; statements then read both keys in their
+///   transaction, which waits for the DDL;
+/// - a statement in the window notes the version key as read until `t0 + CATALOG_WINDOW`
+///   ([`Transaction::note_read_until`]): a one-phase commit must take its timestamp before
+///   that deadline (else it commits in two phases and validates the read), so a writer on
+///   the old catalog never commits after a DDL;
+/// - the proof is renewed in the background once a third of the window has passed, so a
+///   busy node reads the version key about three times a second, not once per statement.
+///
+/// Outside a window a statement reads the version key in its transaction and reuses the
+/// cached catalog only when the version matches.
+/// How long a shared catalog cache may use a catalog proven current (see [`CatalogCache`]);
+/// also how long a DDL of a cluster waits before it commits.
+pub const CATALOG_WINDOW: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+/// A statement uses a window only if at least this much of it is left for its commit.
+const WINDOW_MARGIN_MS: u64 = 300;
+
+#[derive(Clone)]
 pub struct CatalogCache {
     client: TxnClient,
     state: Arc<std::sync::Mutex<CacheState>>,
@@ -599,11 +645,32 @@ impl CatalogCache {
         }
     }
 
+    /// Fences off other nodes' windows before a DDL transaction changes the catalog (see
+    /// the type's documentation); nothing to do where this node is the sole writer.
+    pub async fn fence_ddl(&self, txn: &mut Transaction, tenant: TenantId) -> Result<()> {
+        if self.sole_writer {
+            return Ok(());
+        }
+        let stamp = txn.start_ts().get().to_be_bytes().to_vec();
+        txn.put_and_wait_out(fence_key(tenant), stamp, CATALOG_WINDOW)
+            .await
+            .map_err(Error::from)
+    }
+
     /// Returns the catalog as of `txn`, reusing the cached one if it is known to be current
     /// or its version matches.
     pub async fn get(&self, txn: &mut Transaction, tenant: TenantId) -> Result<Arc<Catalog>> {
         if let Some(c) = self.known_current(txn.read_ts()) {
             txn.note_read(&meta_key(tenant));
+            return Ok(c);
+        }
+        if let Some((c, t0)) = self.windowed(txn.read_ts()) {
+            let window = CATALOG_WINDOW.as_millis() as u64;
+            txn.note_read_until(&meta_key(tenant), t0.plus_ms(window));
+            txn.note_read_until(&fence_key(tenant), t0.plus_ms(window));
+            if txn.read_ts() >= t0.plus_ms(window / 3) {
+                self.renew(tenant);
+            }
             return Ok(c);
         }
         let version = Catalog::read_version(txn, tenant).await?;
@@ -612,7 +679,11 @@ impl CatalogCache {
             && let Some(c) = cached
             && c.version == version
         {
-            self.refresh(tenant).await;
+            if self.sole_writer {
+                self.refresh(tenant).await;
+            } else {
+                self.renew(tenant);
+            }
             return Ok(c);
         }
         let cat = Arc::new(Catalog::load(txn, tenant).await?);
@@ -638,6 +709,67 @@ impl CatalogCache {
             }
             _ => None,
         }
+    }
+
+    /// Returns the cached catalog and the start of its window if `read_ts` is in a window
+    /// with enough of it left for a commit (shared caches only).
+    fn windowed(&self, read_ts: Timestamp) -> Option<(Arc<Catalog>, Timestamp)> {
+        if self.sole_writer {
+            return None;
+        }
+        let st = self.state();
+        match st.valid {
+            Some((t0, epoch))
+                if st.ddl_in_flight == 0
+                    && epoch == st.epoch
+                    && read_ts >= t0
+                    && read_ts.plus_ms(WINDOW_MARGIN_MS)
+                        < t0.plus_ms(CATALOG_WINDOW.as_millis() as u64) =>
+            {
+                Some((st.current.clone()?, t0))
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts proving the cached catalog for a new window in the background (shared
+    /// caches; see the type's documentation). Failures only leave the cache unproven.
+    fn renew(&self, tenant: TenantId) {
+        let (epoch, version) = {
+            let mut st = self.state();
+            let Some(version) = st.current.as_ref().map(|c| c.version) else {
+                return;
+            };
+            if st.ddl_in_flight > 0 || st.refreshing {
+                return;
+            }
+            st.refreshing = true;
+            (st.epoch, version)
+        };
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let keys = [meta_key(tenant), fence_key(tenant)];
+            let proved = match cache.client.get_unlocked(&keys).await {
+                Ok(Some((t0, values))) => values
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+                    .filter(|m| m.version == version)
+                    .map(|_| t0),
+                _ => None,
+            };
+            let mut st = cache.state();
+            st.refreshing = false;
+            if let Some(t0) = proved
+                && st.epoch == epoch
+                && st.ddl_in_flight == 0
+                && st.current.as_ref().is_some_and(|c| c.version == version)
+                && st.valid.is_none_or(|(t, _)| t < t0)
+            {
+                st.valid = Some((t0, epoch));
+            }
+        });
     }
 
     /// Tries to prove the cached catalog current from a fresh timestamp on (see the type's

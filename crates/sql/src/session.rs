@@ -1032,6 +1032,11 @@ impl Session {
                 }
                 if state.ddl.is_none() {
                     state.ddl = Some(engine.catalog.begin_ddl());
+                    // Other nodes may use the old catalog for a window: wait it out.
+                    engine
+                        .catalog
+                        .fence_ddl(&mut state.txn, engine.tenant)
+                        .await?;
                 }
                 let mut cat = (*catalog).clone();
                 let (tag, notice) = {

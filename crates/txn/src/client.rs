@@ -113,6 +113,28 @@ impl TxnClient {
         Ok(Transaction::new(self.inner.clone(), ts?))
     }
 
+    /// Reads `keys` (all in one range) at a fresh timestamp `t` without waiting on locks:
+    /// `Some((t, values))` if no transaction holds a lock readers must wait on on any of
+    /// them, `None` if one does. A transaction that prewrites one of the keys after this
+    /// read takes its timestamps above `t`.
+    pub async fn get_unlocked(
+        &self,
+        keys: &[Vec<u8>],
+    ) -> Result<Option<(Timestamp, Vec<Option<Vec<u8>>>)>> {
+        let ts = self.inner.tso.timestamp().await?;
+        let req = Request::Get {
+            keys: keys.to_vec(),
+            ts,
+            txn: None,
+        };
+        match self.inner.kv.send(req).await {
+            Ok(Response::Values(v)) if v.len() == keys.len() => Ok(Some((ts, v))),
+            Ok(other) => Err(crate::resolve::unexpected("Get", &other)),
+            Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(_))) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Returns the start timestamp of the oldest running transaction.
     pub fn oldest_active(&self) -> Option<Timestamp> {
         self.inner.active().keys().next().copied()

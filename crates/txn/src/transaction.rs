@@ -55,6 +55,14 @@ pub struct Transaction {
     locked: BTreeMap<Vec<u8>, Timestamp>,
     primary: Option<Vec<u8>>,
     reads: Reads,
+    /// Reads known valid until a deadline without validation (see
+    /// [`Transaction::note_read_until`]), with the read timestamp of each.
+    leased: BTreeMap<Vec<u8>, Timestamp>,
+    /// The earliest deadline of `leased`.
+    deadline: Option<Timestamp>,
+    /// True once a key was prewritten before the commit
+    /// ([`Transaction::put_and_wait_out`]): the commit takes two phases.
+    prewritten_early: bool,
     finished: bool,
 }
 
@@ -68,6 +76,9 @@ impl Transaction {
             locked: BTreeMap::new(),
             primary: None,
             reads: Reads::default(),
+            leased: BTreeMap::new(),
+            deadline: None,
+            prewritten_early: false,
             finished: false,
         }
     }
@@ -90,6 +101,86 @@ impl Transaction {
         if self.writes.get(key).is_none() {
             self.record_read(key);
         }
+    }
+
+    /// Records a read of `key` whose value the caller knows to hold from the read timestamp
+    /// until `deadline` (a node-local cache with a validity window, such as the catalog's):
+    /// a commit in one phase needs no validation of it if it commits before `deadline`;
+    /// any other commit validates it as a read.
+    pub fn note_read_until(&mut self, key: &[u8], deadline: Timestamp) {
+        if self.writes.get(key).is_some() || self.reads.keys.contains_key(key) {
+            return;
+        }
+        if self.read_ts >= deadline {
+            self.record_read(key);
+            return;
+        }
+        self.leased.entry(key.to_vec()).or_insert(self.read_ts);
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    /// Writes `key = value` and prewrites it at once (a lock that readers wait on), then
+    /// waits until the timestamp oracle is `wait` past a timestamp taken once the lock was
+    /// in place, and moves the read snapshot there. The transaction then commits in two
+    /// phases with `key` as its primary.
+    ///
+    /// A transaction about to change a value that others cache under a validity window of
+    /// `wait` ([`Transaction::note_read_until`]), proven by reading `key` without meeting a
+    /// lock, fences them off this way: whoever proved the old value did so below that
+    /// timestamp, so every window is over (and every write made under one committed or
+    /// refused) before this transaction reads on, and later readers of `key` wait for it.
+    /// Fails with a serialization error if something this transaction read changed
+    /// meanwhile.
+    pub async fn put_and_wait_out(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        wait: std::time::Duration,
+    ) -> Result<()> {
+        self.put(key.clone(), value.clone())?;
+        let primary = self.primary.get_or_insert_with(|| key.clone()).clone();
+        let meta = TxnMeta {
+            start_ts: self.start_ts,
+            primary,
+            lock_ttl_ms: self.client.config.lock_ttl_ms,
+        };
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        // Rolled back with the pessimistic locks if the transaction does not commit.
+        self.locked.insert(key.clone(), self.start_ts);
+        self.prewritten_early = true;
+        loop {
+            let req = Request::Prewrite {
+                txn: meta.clone(),
+                mutations: vec![Mutation::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                }],
+            };
+            match self.client.kv.send(req).await {
+                Ok(_) => break,
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fenced = self.client.tso.timestamp().await?;
+        let not_before = fenced.plus_ms(wait.as_millis() as u64);
+        let mut now = fenced;
+        while now < not_before {
+            let ms = not_before.physical_ms().saturating_sub(now.physical_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(ms.max(1))).await;
+            now = self.client.tso.timestamp().await?;
+        }
+        self.refresh(now).await
+    }
+
+    /// Turns the reads known valid until a deadline into reads validated at commit.
+    fn unlease(&mut self) {
+        for (k, ts) in std::mem::take(&mut self.leased) {
+            self.reads.keys.entry(k).or_insert(ts);
+        }
+        self.deadline = None;
     }
 
     /// Adds a key read from the store to the read set, at the timestamp it was first read.
@@ -347,6 +438,8 @@ impl Transaction {
     /// else committed or is committing on it in between); otherwise the transaction must
     /// restart: a serialization conflict.
     async fn refresh(&mut self, ts: Timestamp) -> Result<()> {
+        // A cached read is known valid only up to its deadline: validate it like the rest.
+        self.unlease();
         let mut by_range: BTreeMap<u64, ReadSet> = BTreeMap::new();
         for (k, t) in &self.reads.keys {
             let r = self.client.kv.range_of(k).await?;
@@ -506,16 +599,22 @@ impl Transaction {
             return Ok(None);
         }
         let reads = std::mem::take(&mut self.reads);
-        let groups = self.group(mutations, reads).await?;
-        if groups.len() == 1 && stop.is_none() {
+        let leased: Vec<(Vec<u8>, Timestamp)> =
+            std::mem::take(&mut self.leased).into_iter().collect();
+        let deadline = self.deadline.take();
+        let mut groups = self.group(mutations, reads).await?;
+        if groups.len() == 1 && stop.is_none() && !self.prewritten_early {
             let (_, g) = groups.into_iter().next().expect("one group");
             let (mutations, reads) = (g.mutations.clone(), g.reads.clone());
-            match self.commit_one_phase(g).await {
-                // The range split since the keys were grouped: commit in two phases.
-                Err(Error::Kv(kv::Error::CrossRange(why))) => {
-                    tracing::debug!("one-phase commit refused: {why}");
+            match self.commit_one_phase(g, deadline).await {
+                // The range split since the keys were grouped, or the range's commit
+                // timestamp came too late for a cached read: commit in two phases.
+                Err(Error::Kv(
+                    e @ (kv::Error::CrossRange(_) | kv::Error::DeadlinePassed { .. }),
+                )) => {
+                    tracing::debug!("one-phase commit refused: {e}");
                     let reads = Reads {
-                        keys: reads.keys.into_iter().collect(),
+                        keys: reads.keys.into_iter().chain(leased).collect(),
                         spans: reads.spans,
                     };
                     let groups = self.group(mutations, reads).await?;
@@ -524,17 +623,16 @@ impl Transaction {
                 other => return other.map(Some),
             }
         }
+        for (k, ts) in leased {
+            let r = self.client.kv.range_of(&k).await?;
+            group_of(&mut groups, &r).reads.keys.push((k, ts));
+        }
         self.commit_two_phase(groups, stop).await
     }
 
     /// Sorts mutations and reads by the range that owns them.
     async fn group(&self, mutations: Vec<Mutation>, reads: Reads) -> Result<BTreeMap<u64, Group>> {
-        fn entry<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut Group {
-            groups.entry(r.id).or_insert_with(|| Group {
-                mutations: Vec::new(),
-                reads: ReadSet::default(),
-            })
-        }
+        let entry = group_of;
         let mut groups: BTreeMap<u64, Group> = BTreeMap::new();
         let kv = &self.client.kv;
         for m in mutations {
@@ -554,13 +652,14 @@ impl Transaction {
         Ok(groups)
     }
 
-    async fn commit_one_phase(&self, g: Group) -> Result<Timestamp> {
+    async fn commit_one_phase(&self, g: Group, deadline: Option<Timestamp>) -> Result<Timestamp> {
         let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
         loop {
             let req = Request::OnePhaseCommit {
                 mutations: g.mutations.clone(),
                 reads: g.reads.clone(),
                 start_ts: self.start_ts,
+                deadline,
             };
             match self.client.kv.send(req).await {
                 Ok(Response::Committed(ts)) => return Ok(ts),
@@ -569,7 +668,9 @@ impl Transaction {
                     self.client.resolve(&lock, &mut backoff).await?;
                 }
                 // Nothing was written; the caller commits in two phases instead.
-                Err(e @ kv::Error::CrossRange(_)) => return Err(e.into()),
+                Err(e @ (kv::Error::CrossRange(_) | kv::Error::DeadlinePassed { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     // Nothing was written, but pessimistic locks may remain.
                     let _ = self
@@ -739,4 +840,12 @@ fn intersect(span: &Span, range: &RangeDesc) -> Span {
         _ => span.end.clone().min(range.span.end.clone()),
     };
     Span { start, end }
+}
+
+/// Returns the group of range `r`, creating it empty.
+fn group_of<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut Group {
+    groups.entry(r.id).or_insert_with(|| Group {
+        mutations: Vec::new(),
+        reads: ReadSet::default(),
+    })
 }

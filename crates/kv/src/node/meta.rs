@@ -70,6 +70,7 @@ pub async fn record(
                 mutations: mutations.clone(),
                 reads: Default::default(),
                 start_ts,
+                deadline: None,
             };
             match kv.send(req).await {
                 Ok(_) => {

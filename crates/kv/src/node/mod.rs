@@ -683,6 +683,7 @@ impl<E: Engine> ClusterNode<E> {
                     spans: Vec::new(),
                 },
                 start_ts: ts,
+                deadline: None,
             };
             match kv.send(req).await {
                 Ok(_) => return Ok(id),

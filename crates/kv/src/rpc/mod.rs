@@ -104,6 +104,10 @@ pub(crate) enum WireError {
         key: Vec<u8>,
     },
     CrossRange(String),
+    DeadlinePassed {
+        commit_ts: Timestamp,
+        deadline: Timestamp,
+    },
     Shutdown,
     NotLeaseholder {
         range: u64,
@@ -187,6 +191,13 @@ impl From<Error> for WireError {
             Error::Tso(s) => WireError::Tso(s),
             Error::ReadInFlight { key } => WireError::ReadInFlight { key },
             Error::CrossRange(s) => WireError::CrossRange(s),
+            Error::DeadlinePassed {
+                commit_ts,
+                deadline,
+            } => WireError::DeadlinePassed {
+                commit_ts,
+                deadline,
+            },
             Error::Shutdown => WireError::Shutdown,
             Error::NotLeaseholder {
                 range,
@@ -267,6 +278,13 @@ impl From<WireError> for Error {
             WireError::Tso(s) => Error::Tso(s),
             WireError::ReadInFlight { key } => Error::ReadInFlight { key },
             WireError::CrossRange(s) => Error::CrossRange(s),
+            WireError::DeadlinePassed {
+                commit_ts,
+                deadline,
+            } => Error::DeadlinePassed {
+                commit_ts,
+                deadline,
+            },
             WireError::Shutdown => Error::Shutdown,
             WireError::NotLeaseholder {
                 range,

@@ -67,6 +67,7 @@ pub async fn put(
             }],
             reads: ReadSet::default(),
             start_ts,
+            deadline: None,
         })
         .await?
     {
