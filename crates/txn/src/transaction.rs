@@ -122,7 +122,9 @@ impl Transaction {
     /// Writes `key = value` and prewrites it at once (a lock that readers wait on), then
     /// waits until the timestamp oracle is `wait` past a timestamp taken once the lock was
     /// in place, and moves the read snapshot there. The transaction then commits in two
-    /// phases with `key` as its primary.
+    /// phases with `key` as its primary (if it has none yet), whose lock lives `ttl` from
+    /// the transaction's start (at least the configured lock TTL), so that readers waiting
+    /// on it do not take a live transaction for dead while it works.
     ///
     /// A transaction about to change a value that others cache under a validity window of
     /// `wait` ([`Transaction::note_read_until`]), proven by reading `key` without meeting a
@@ -136,13 +138,14 @@ impl Transaction {
         key: Vec<u8>,
         value: Vec<u8>,
         wait: std::time::Duration,
+        ttl: std::time::Duration,
     ) -> Result<()> {
         self.put(key.clone(), value.clone())?;
         let primary = self.primary.get_or_insert_with(|| key.clone()).clone();
         let meta = TxnMeta {
             start_ts: self.start_ts,
             primary,
-            lock_ttl_ms: self.client.config.lock_ttl_ms,
+            lock_ttl_ms: self.client.config.lock_ttl_ms.max(ttl.as_millis() as u64),
         };
         let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
         // Rolled back with the pessimistic locks if the transaction does not commit.
