@@ -385,6 +385,17 @@ impl<E: Engine> LocalCluster<E> {
         self.shared.net.heal();
     }
 
+    /// Loses every Raft message of kind `kind`, on the directed link `link` if given,
+    /// else on every link (see [`raft::network::LocalNetwork::block`]).
+    pub fn block(&self, kind: raft::network::MessageKind, link: Option<(u64, u64)>) {
+        self.shared.net.block(kind, link);
+    }
+
+    /// Delivers Raft messages of kind `kind` again.
+    pub fn unblock(&self, kind: raft::network::MessageKind) {
+        self.shared.net.unblock(kind);
+    }
+
     /// Loses and delays Raft messages at random from now on (see
     /// [`LocalNetwork::set_faults`]).
     pub fn set_faults(&self, seed: u64, drop_per_mille: u32, max_delay: std::time::Duration) {

@@ -207,3 +207,29 @@ async fn a_one_phase_commit_past_its_deadline_writes_nothing() {
         Some(&b"v"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_votes_blocked_no_leader_is_elected_until_they_flow_again() {
+    use raft::network::MessageKind;
+    let (c, tso) = cluster(3, Duration::from_secs(10)).await;
+    let leader = wait_leader(&c, 1).await;
+    c.block(MessageKind::Vote, None);
+    c.kill(leader).await;
+    // Several election timeouts (300-600 ms) pass: candidates campaign, nobody hears them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.leader(1), None, "a leader was elected without votes");
+    c.unblock(MessageKind::Vote);
+    let new = wait_leader(&c, 1).await;
+    assert_ne!(new, leader);
+    let kv = c.kv(new);
+    put(kv.as_ref(), tso.as_ref(), b"after", b"votes")
+        .await
+        .unwrap();
+    assert_eq!(
+        get(kv.as_ref(), tso.as_ref(), b"after")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"votes"[..])
+    );
+}

@@ -1,6 +1,6 @@
 //! An in-process network between replicas, with link filters for fault tests: a message
-//! over a cut link fails as if the peer were unreachable, and seeded random faults lose or
-//! delay messages.
+//! over a cut link fails as if the peer were unreachable, messages of a blocked kind are
+//! lost, and seeded random faults lose or delay messages.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,8 @@ struct Links<E: Engine> {
     known: BTreeSet<u64>,
     /// Directed links that drop every message: `(from, to)`.
     cut: BTreeSet<(u64, u64)>,
+    /// Kinds of message lost on every link (or on one directed link).
+    blocked: BTreeSet<(MessageKind, Option<(u64, u64)>)>,
     /// Random faults on every message, if set.
     faults: Option<Faults>,
     /// What the nodes do with leaders' messages for replicas they lack, and snapshots.
@@ -55,6 +57,19 @@ struct Faults {
     max_delay: Duration,
 }
 
+/// The kinds of Raft message, for filters that select by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MessageKind {
+    /// Log entries and heartbeats from a leader.
+    Append,
+    /// A candidate's vote request.
+    Vote,
+    /// A leader's snapshot.
+    Snapshot,
+    /// A leader handing its leadership over.
+    TransferLeader,
+}
+
 /// What happens to one message.
 enum Fate {
     Deliver(Duration),
@@ -81,6 +96,7 @@ impl<E: Engine> Default for LocalNetwork<E> {
                 nodes: BTreeMap::new(),
                 known: BTreeSet::new(),
                 cut: BTreeSet::new(),
+                blocked: BTreeSet::new(),
                 faults: None,
                 admission: None,
             })),
@@ -151,6 +167,23 @@ impl<E: Engine> LocalNetwork<E> {
     /// Restores every link.
     pub fn heal(&self) {
         self.links().cut.clear();
+    }
+
+    /// Loses every message of kind `kind`: on the directed link `link` (`(from, to)`) if
+    /// given, else on every link. [`LocalNetwork::unblock`] undoes it.
+    pub fn block(&self, kind: MessageKind, link: Option<(u64, u64)>) {
+        self.links().blocked.insert((kind, link));
+    }
+
+    /// Delivers messages of kind `kind` again (every filter on that kind).
+    pub fn unblock(&self, kind: MessageKind) {
+        self.links().blocked.retain(|(k, _)| *k != kind);
+    }
+
+    /// Returns true if a message of kind `kind` from `from` to `to` is blocked.
+    fn blocked(&self, kind: MessageKind, from: u64, to: u64) -> bool {
+        let l = self.links();
+        l.blocked.contains(&(kind, None)) || l.blocked.contains(&(kind, Some((from, to))))
     }
 
     /// From now on, loses each message with chance `drop_per_mille`/1000 and delays the
@@ -248,13 +281,20 @@ impl<E: Engine> Connection<E> {
     /// cut meanwhile.
     async fn deliver<T, Err, F>(
         &self,
-        from_leader: bool,
+        kind: MessageKind,
         call: impl FnOnce(Raft<E>) -> F,
     ) -> Result<T, Unreachable<TypeConfig>>
     where
         Err: std::error::Error,
         F: std::future::Future<Output = Result<T, Err>>,
     {
+        if self.net.blocked(kind, self.from, self.to) {
+            return Err(Unreachable::from_string(format!(
+                "{kind:?} message {} -> {} blocked",
+                self.from, self.to
+            )));
+        }
+        let from_leader = matches!(kind, MessageKind::Append | MessageKind::Snapshot);
         match self.net.fate() {
             Fate::Drop => {
                 return Err(Unreachable::from_string(format!(
@@ -290,7 +330,9 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(true, |peer| async move { peer.append_entries(rpc).await })
+            .deliver(MessageKind::Append, |peer| async move {
+                peer.append_entries(rpc).await
+            })
             .await?)
     }
 
@@ -300,7 +342,10 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(false, |peer| async move { peer.vote(rpc).await })
+            .deliver(
+                MessageKind::Vote,
+                |peer| async move { peer.vote(rpc).await },
+            )
             .await?)
     }
 
@@ -319,7 +364,7 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
                 .map_err(Unreachable::<TypeConfig>::from_string)?;
         }
         Ok(self
-            .deliver(true, |peer| async move {
+            .deliver(MessageKind::Snapshot, |peer| async move {
                 peer.install_full_snapshot(vote, snapshot).await
             })
             .await?)
@@ -331,7 +376,7 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
         _option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         Ok(self
-            .deliver(false, |peer| async move {
+            .deliver(MessageKind::TransferLeader, |peer| async move {
                 peer.handle_transfer_leader(req).await
             })
             .await?)
