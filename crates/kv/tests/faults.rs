@@ -5,7 +5,8 @@
 //! sets how many seeds run (default 20).
 //!
 //! Scenarios: a leader crash, a minority partition and its heal, a follower caught up by
-//! snapshot, and range splits under concurrent writes.
+//! snapshot (and not while snapshots are blocked), and range splits under concurrent
+//! writes.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,10 +14,12 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use base::Timestamp;
 use common::{E, another_node, applied_on, cluster_with, get, put, wait_leader};
 use kv::cluster::LocalCluster;
 use kv::{Error, KvService, Request, Response};
-use mvcc::Span;
+use mvcc::{MvccReader, Span};
+use raft::network::MessageKind;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -198,7 +201,20 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
         // The snapshot policy may not have run yet: snapshot and purge the log now.
         let lead = c.replica(leader, 2).unwrap().raft().clone();
         let upto = common::snapshot_and_purge(&lead).await;
+        // While snapshots are lost, the restarted node cannot catch up.
+        c.block(MessageKind::Snapshot, None);
         c.boot(behind).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let last = format!("x{:04}", n - 1);
+        let engine = c.engine(behind).unwrap().engine().clone();
+        let early = MvccReader::new(engine.as_ref())
+            .get(last.as_bytes(), Timestamp::MAX, None)
+            .unwrap();
+        assert_eq!(
+            early, None,
+            "node {behind} caught up with snapshots blocked"
+        );
+        c.unblock(MessageKind::Snapshot);
         for i in (0..n).step_by(7).chain([n - 1]) {
             applied_on(&c, behind, format!("x{i:04}").as_bytes(), b"v").await;
         }
