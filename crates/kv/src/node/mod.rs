@@ -1002,11 +1002,18 @@ async fn gossip_loop<E: Engine>(node: Arc<ClusterNode<E>>) {
                 let req = pb::StatusRequest {
                     header: Some(node.peers.header_to(p.id)),
                 };
-                let reply = tokio::time::timeout(Duration::from_secs(1), client.status(req))
+                let reply = match tokio::time::timeout(Duration::from_secs(1), client.status(req))
                     .await
                     .ok()?
-                    .ok()?
-                    .into_inner();
+                {
+                    Ok(r) => r.into_inner(),
+                    Err(s) => {
+                        if crate::rpc::refused(&s) {
+                            node.peers.down(p.id);
+                        }
+                        return None;
+                    }
+                };
                 (reply.node_id == p.id).then(|| {
                     node.peers.heard_from(p.id);
                     reply.nodes

@@ -322,6 +322,22 @@ pub fn decode_result<T: DeserializeOwned>(b: &[u8], from: u64) -> crate::Result<
 /// Returns true if a failed call never reached the peer: no connection could be made, so
 /// the request was not sent and retrying it elsewhere is safe even if it is not
 /// idempotent.
+/// Returns true if a call failed because nothing listens at the peer's address (its
+/// process is gone or restarting): a surer sign of a dead node than a slow answer.
+pub fn refused(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            || e.to_string().contains("Connection refused")
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 pub fn never_sent(status: &tonic::Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {

@@ -146,6 +146,12 @@ impl Peers {
         lock(&self.inner.heard).insert(node, Instant::now());
     }
 
+    /// Forgets when `node` was last heard from: its connection was refused, so it is down
+    /// (quiesced ranges it led wake at the next look instead of after the silence window).
+    pub fn down(&self, node: u64) {
+        lock(&self.inner.heard).remove(&node);
+    }
+
     /// Returns the nodes heard from within `within`.
     pub fn live(&self, within: Duration) -> Vec<u64> {
         let now = Instant::now();
