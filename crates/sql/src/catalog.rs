@@ -332,6 +332,10 @@ pub fn sequence_key(tenant: TenantId, id: u64) -> Vec<u8> {
     k
 }
 
+fn decode_meta(b: &[u8]) -> Result<Meta> {
+    serde_json::from_slice(b).map_err(corrupt)
+}
+
 fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Internal, format!("corrupt catalog: {what}"))
 }
@@ -344,19 +348,15 @@ impl Catalog {
         let mut got = txn
             .batch_get(&[meta_key(tenant), fence_key(tenant)])
             .await?;
-        match got.swap_remove(0) {
-            None => Ok(0),
-            Some(b) => serde_json::from_slice::<Meta>(&b)
-                .map(|m| m.version)
-                .map_err(corrupt),
-        }
+        got.swap_remove(0)
+            .map_or(Ok(0), |b| decode_meta(&b).map(|m| m.version))
     }
 
     async fn read_meta(txn: &mut Transaction, tenant: TenantId) -> Result<Option<Meta>> {
-        match txn.get(&meta_key(tenant)).await? {
-            None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(corrupt),
-        }
+        txn.get(&meta_key(tenant))
+            .await?
+            .map(|b| decode_meta(&b))
+            .transpose()
     }
 
     /// Loads every descriptor in `txn`, creating the initial catalog (databases `postgres`
@@ -529,6 +529,19 @@ impl Catalog {
     }
 }
 
+/// How long a shared catalog cache may use a catalog proven current (see [`CatalogCache`]);
+/// also how long a DDL of a cluster waits, once its fence lock is in place, before it reads
+/// on.
+pub const CATALOG_WINDOW: std::time::Duration = std::time::Duration::from_millis(1_000);
+
+/// How long a DDL of a cluster may run before statements waiting on its fence lock take it
+/// for dead and roll it back (transactions do not heartbeat yet). A DDL whose coordinator
+/// dies blocks the catalog this long at most.
+const FENCE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A statement uses a window only if at least this much of it is left for its commit.
+const WINDOW_MARGIN_MS: u64 = 300;
+
 /// A node's cache of the last loaded catalog.
 ///
 /// Every statement needs the catalog as of its transaction's read timestamp. Reading the
@@ -571,18 +584,6 @@ impl Catalog {
 ///
 /// Outside a window a statement reads the version key in its transaction and reuses the
 /// cached catalog only when the version matches.
-/// How long a shared catalog cache may use a catalog proven current (see [`CatalogCache`]);
-/// also how long a DDL of a cluster waits before it commits.
-pub const CATALOG_WINDOW: std::time::Duration = std::time::Duration::from_millis(1_000);
-
-/// How long a DDL of a cluster may run before statements waiting on its fence lock take it
-/// for dead and roll it back (transactions do not heartbeat yet). A DDL whose coordinator
-/// dies blocks the catalog this long at most.
-const FENCE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// A statement uses a window only if at least this much of it is left for its commit.
-const WINDOW_MARGIN_MS: u64 = 300;
-
 #[derive(Clone)]
 pub struct CatalogCache {
     client: TxnClient,
@@ -703,17 +704,25 @@ impl CatalogCache {
         Ok(cat)
     }
 
+    /// Returns the cached catalog and the timestamp from which it is proven current, if
+    /// it is proven and no DDL started since.
+    fn proven(&self) -> Option<(Arc<Catalog>, Timestamp)> {
+        let st = self.state();
+        match st.valid {
+            Some((t0, epoch)) if st.ddl_in_flight == 0 && epoch == st.epoch => {
+                Some((st.current.clone()?, t0))
+            }
+            _ => None,
+        }
+    }
+
     fn known_current(&self, read_ts: Timestamp) -> Option<Arc<Catalog>> {
         if !self.sole_writer {
             return None;
         }
-        let st = self.state();
-        match st.valid {
-            Some((t0, epoch)) if st.ddl_in_flight == 0 && epoch == st.epoch && read_ts >= t0 => {
-                st.current.clone()
-            }
-            _ => None,
-        }
+        self.proven()
+            .filter(|(_, t0)| read_ts >= *t0)
+            .map(|(c, _)| c)
     }
 
     /// Returns the cached catalog and the start of its window if `read_ts` is in a window
@@ -722,34 +731,46 @@ impl CatalogCache {
         if self.sole_writer {
             return None;
         }
-        let st = self.state();
-        match st.valid {
-            Some((t0, epoch))
-                if st.ddl_in_flight == 0
-                    && epoch == st.epoch
-                    && read_ts >= t0
-                    && read_ts.plus_ms(WINDOW_MARGIN_MS)
-                        < t0.plus_ms(CATALOG_WINDOW.as_millis() as u64) =>
-            {
-                Some((st.current.clone()?, t0))
-            }
-            _ => None,
+        self.proven().filter(|(_, t0)| {
+            read_ts >= *t0
+                && read_ts.plus_ms(WINDOW_MARGIN_MS) < t0.plus_ms(CATALOG_WINDOW.as_millis() as u64)
+        })
+    }
+
+    /// Marks a proof of the cached catalog in progress and returns the epoch and the
+    /// version it is for, unless there is nothing to prove, a DDL is in flight, a proof is
+    /// already running, or (`unproven_only`) the cache is proven already.
+    fn begin_proof(&self, unproven_only: bool) -> Option<(u64, u64)> {
+        let mut st = self.state();
+        let version = st.current.as_ref()?.version;
+        if st.ddl_in_flight > 0 || st.refreshing || (unproven_only && st.valid.is_some()) {
+            return None;
+        }
+        st.refreshing = true;
+        Some((st.epoch, version))
+    }
+
+    /// Ends the proof [`CatalogCache::begin_proof`] began: `proved` is the timestamp from
+    /// which version `version` was found current, if it was. The cache takes it if nothing
+    /// changed meanwhile and it is later than the proof it has.
+    fn end_proof(&self, epoch: u64, version: u64, proved: Option<Timestamp>) {
+        let mut st = self.state();
+        st.refreshing = false;
+        if let Some(t0) = proved
+            && st.epoch == epoch
+            && st.ddl_in_flight == 0
+            && st.current.as_ref().is_some_and(|c| c.version == version)
+            && st.valid.is_none_or(|(t, _)| t < t0)
+        {
+            st.valid = Some((t0, epoch));
         }
     }
 
     /// Starts proving the cached catalog for a new window in the background (shared
     /// caches; see the type's documentation). Failures only leave the cache unproven.
     fn renew(&self, tenant: TenantId) {
-        let (epoch, version) = {
-            let mut st = self.state();
-            let Some(version) = st.current.as_ref().map(|c| c.version) else {
-                return;
-            };
-            if st.ddl_in_flight > 0 || st.refreshing {
-                return;
-            }
-            st.refreshing = true;
-            (st.epoch, version)
+        let Some((epoch, version)) = self.begin_proof(false) else {
+            return;
         };
         let cache = self.clone();
         tokio::spawn(async move {
@@ -759,21 +780,12 @@ impl CatalogCache {
                     .first()
                     .cloned()
                     .flatten()
-                    .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+                    .and_then(|b| decode_meta(&b).ok())
                     .filter(|m| m.version == version)
                     .map(|_| t0),
                 _ => None,
             };
-            let mut st = cache.state();
-            st.refreshing = false;
-            if let Some(t0) = proved
-                && st.epoch == epoch
-                && st.ddl_in_flight == 0
-                && st.current.as_ref().is_some_and(|c| c.version == version)
-                && st.valid.is_none_or(|(t, _)| t < t0)
-            {
-                st.valid = Some((t0, epoch));
-            }
+            cache.end_proof(epoch, version, proved);
         });
     }
 
@@ -783,16 +795,8 @@ impl CatalogCache {
         if !self.sole_writer {
             return;
         }
-        let (epoch, version) = {
-            let mut st = self.state();
-            let Some(version) = st.current.as_ref().map(|c| c.version) else {
-                return;
-            };
-            if st.ddl_in_flight > 0 || st.valid.is_some() || st.refreshing {
-                return;
-            }
-            st.refreshing = true;
-            (st.epoch, version)
+        let Some((epoch, version)) = self.begin_proof(true) else {
+            return;
         };
         let checked = async {
             let mut t = self.client.begin().await.ok()?;
@@ -801,14 +805,6 @@ impl CatalogCache {
             (v? == version).then(|| t.read_ts())
         }
         .await;
-        let mut st = self.state();
-        st.refreshing = false;
-        if let Some(t0) = checked
-            && st.epoch == epoch
-            && st.ddl_in_flight == 0
-            && st.current.as_ref().is_some_and(|c| c.version == version)
-        {
-            st.valid = Some((t0, epoch));
-        }
+        self.end_proof(epoch, version, checked);
     }
 }

@@ -56,10 +56,8 @@ pub struct Transaction {
     primary: Option<Vec<u8>>,
     reads: Reads,
     /// Reads known valid until a deadline without validation (see
-    /// [`Transaction::note_read_until`]), with the read timestamp of each.
-    leased: BTreeMap<Vec<u8>, Timestamp>,
-    /// The earliest deadline of `leased`.
-    deadline: Option<Timestamp>,
+    /// [`Transaction::note_read_until`]): the read timestamp and the deadline of each.
+    leased: BTreeMap<Vec<u8>, (Timestamp, Timestamp)>,
     /// True once a key was prewritten before the commit
     /// ([`Transaction::put_and_wait_out`]): the commit takes two phases.
     prewritten_early: bool,
@@ -77,7 +75,6 @@ impl Transaction {
             primary: None,
             reads: Reads::default(),
             leased: BTreeMap::new(),
-            deadline: None,
             prewritten_early: false,
             finished: false,
         }
@@ -115,8 +112,9 @@ impl Transaction {
             self.record_read(key);
             return;
         }
-        self.leased.entry(key.to_vec()).or_insert(self.read_ts);
-        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+        self.leased
+            .entry(key.to_vec())
+            .or_insert((self.read_ts, deadline));
     }
 
     /// Writes `key = value` and prewrites it at once (a lock that readers wait on), then
@@ -147,26 +145,11 @@ impl Transaction {
             primary,
             lock_ttl_ms: self.client.config.lock_ttl_ms.max(ttl.as_millis() as u64),
         };
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
         // Rolled back with the pessimistic locks if the transaction does not commit.
         self.locked.insert(key.clone(), self.start_ts);
         self.prewritten_early = true;
-        loop {
-            let req = Request::Prewrite {
-                txn: meta.clone(),
-                mutations: vec![Mutation::Put {
-                    key: key.clone(),
-                    value: value.clone(),
-                }],
-            };
-            match self.client.kv.send(req).await {
-                Ok(_) => break,
-                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
-                    self.client.resolve(&lock, &mut backoff).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.prewrite(&meta, vec![Mutation::Put { key, value }])
+            .await?;
         let fenced = self.client.tso.timestamp().await?;
         let not_before = fenced.plus_ms(wait.as_millis() as u64);
         let mut now = fenced;
@@ -180,10 +163,9 @@ impl Transaction {
 
     /// Turns the reads known valid until a deadline into reads validated at commit.
     fn unlease(&mut self) {
-        for (k, ts) in std::mem::take(&mut self.leased) {
+        for (k, (ts, _)) in std::mem::take(&mut self.leased) {
             self.reads.keys.entry(k).or_insert(ts);
         }
-        self.deadline = None;
     }
 
     /// Adds a key read from the store to the read set, at the timestamp it was first read.
@@ -602,9 +584,10 @@ impl Transaction {
             return Ok(None);
         }
         let reads = std::mem::take(&mut self.reads);
+        let leased = std::mem::take(&mut self.leased);
+        let deadline = leased.values().map(|(_, d)| *d).min();
         let leased: Vec<(Vec<u8>, Timestamp)> =
-            std::mem::take(&mut self.leased).into_iter().collect();
-        let deadline = self.deadline.take();
+            leased.into_iter().map(|(k, (ts, _))| (k, ts)).collect();
         let mut groups = self.group(mutations, reads).await?;
         if groups.len() == 1 && stop.is_none() && !self.prewritten_early {
             let (_, g) = groups.into_iter().next().expect("one group");
@@ -635,21 +618,20 @@ impl Transaction {
 
     /// Sorts mutations and reads by the range that owns them.
     async fn group(&self, mutations: Vec<Mutation>, reads: Reads) -> Result<BTreeMap<u64, Group>> {
-        let entry = group_of;
         let mut groups: BTreeMap<u64, Group> = BTreeMap::new();
         let kv = &self.client.kv;
         for m in mutations {
             let r = kv.range_of(m.key()).await?;
-            entry(&mut groups, &r).mutations.push(m);
+            group_of(&mut groups, &r).mutations.push(m);
         }
         for (k, ts) in reads.keys {
             let r = kv.range_of(&k).await?;
-            entry(&mut groups, &r).reads.keys.push((k, ts));
+            group_of(&mut groups, &r).reads.keys.push((k, ts));
         }
         for (span, ts) in reads.spans {
             for r in kv.ranges(&span).await? {
                 let part = intersect(&span, &r);
-                entry(&mut groups, &r).reads.spans.push((part, ts));
+                group_of(&mut groups, &r).reads.spans.push((part, ts));
             }
         }
         Ok(groups)
@@ -752,6 +734,25 @@ impl Transaction {
         Ok(Some(commit_ts))
     }
 
+    /// Prewrites `mutations` (all in one range), resolving or waiting on the locks of
+    /// others it meets.
+    async fn prewrite(&self, meta: &TxnMeta, mutations: Vec<Mutation>) -> Result<()> {
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        loop {
+            let req = Request::Prewrite {
+                txn: meta.clone(),
+                mutations: mutations.clone(),
+            };
+            match self.client.kv.send(req).await {
+                Ok(_) => return Ok(()),
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.resolve(&lock, &mut backoff).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     async fn prewrite_and_validate(
         &self,
         groups: &BTreeMap<u64, Group>,
@@ -759,20 +760,7 @@ impl Transaction {
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
         for g in groups.values().filter(|g| !g.mutations.is_empty()) {
-            let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
-            loop {
-                let req = Request::Prewrite {
-                    txn: meta.clone(),
-                    mutations: g.mutations.clone(),
-                };
-                match self.client.kv.send(req).await {
-                    Ok(_) => break,
-                    Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
-                        self.client.resolve(&lock, &mut backoff).await?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.prewrite(meta, g.mutations.clone()).await?;
         }
         if stop == Some(CommitStop::AfterPrewrite) {
             return Ok(None);

@@ -103,21 +103,9 @@ async fn balance_leaders<E: Engine>(
         if at.elapsed() < TRANSFER_TIMEOUT {
             continue;
         }
-        let (Some(progress), Some(last)) = (&m.replication, m.last_log_index) else {
-            continue;
-        };
-        let target = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|v| *v != me && *v != failed && heard.contains(v))
-            .find(|v| {
-                progress
-                    .get(v)
-                    .cloned()
-                    .flatten()
-                    .is_some_and(|l| l.index >= last)
-            });
+        let target = caught_up_voters(m, me, 0)
+            .into_iter()
+            .find(|v| *v != failed && heard.contains(v));
         let Some(target) = target else { continue };
         if replica
             .raft()
@@ -155,29 +143,17 @@ async fn balance_leaders<E: Engine>(
         if led.get(&me).copied().unwrap_or(0) <= fair || moved == MAX_TRANSFERS {
             return;
         }
-        let (Some(progress), Some(last)) = (&m.replication, m.last_log_index) else {
-            continue;
-        };
         if m.current_leader != Some(me) {
             continue;
         }
-        let target = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|v| *v != me && is_live(v))
+        let target = caught_up_voters(m, me, 16)
+            .into_iter()
+            .filter(is_live)
             .filter(|v| {
                 m.heartbeat
                     .as_ref()
                     .and_then(|h| h.get(v).cloned().flatten())
                     .is_some_and(|t| t.elapsed() < RECENT_ACK)
-            })
-            .filter(|v| {
-                progress
-                    .get(v)
-                    .cloned()
-                    .flatten()
-                    .is_some_and(|l| l.index + 16 >= last)
             })
             .filter(|v| led.get(v).copied().unwrap_or(0) < fair)
             .min_by_key(|v| led.get(v).copied().unwrap_or(0));
@@ -194,6 +170,27 @@ async fn balance_leaders<E: Engine>(
             Err(e) => tracing::debug!(range, target, "cannot hand leadership over: {e}"),
         }
     }
+}
+
+/// Returns the voters other than `me` of the range whose leader's metrics are `m`, whose
+/// logs reach within `slack` entries of the leader's last one (none if `m` is not a
+/// leader's: it has no replication progress).
+fn caught_up_voters(m: &openraft::RaftMetrics<raft::TypeConfig>, me: u64, slack: u64) -> Vec<u64> {
+    let (Some(progress), Some(last)) = (&m.replication, m.last_log_index) else {
+        return Vec::new();
+    };
+    m.membership_config
+        .membership()
+        .voter_ids()
+        .filter(|v| *v != me)
+        .filter(|v| {
+            progress
+                .get(v)
+                .cloned()
+                .flatten()
+                .is_some_and(|l| l.index + slack >= last)
+        })
+        .collect()
 }
 
 /// Adds replicas of `replica`'s range if this node leads it and it has fewer than

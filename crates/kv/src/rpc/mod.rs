@@ -319,18 +319,14 @@ pub fn decode_result<T: DeserializeOwned>(b: &[u8], from: u64) -> crate::Result<
     r.map_err(Error::from)
 }
 
-/// Returns true if a failed call never reached the peer: no connection could be made, so
-/// the request was not sent and retrying it elsewhere is safe even if it is not
-/// idempotent.
-/// Returns true if a call failed because nothing listens at the peer's address (its
-/// process is gone or restarting): a surer sign of a dead node than a slow answer.
-pub fn refused(status: &tonic::Status) -> bool {
+/// Returns true if some error in `status`'s chain of causes satisfies `pred`.
+fn any_cause(
+    status: &tonic::Status,
+    pred: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-            || e.to_string().contains("Connection refused")
-        {
+        if pred(e) {
             return true;
         }
         source = e.source();
@@ -338,9 +334,21 @@ pub fn refused(status: &tonic::Status) -> bool {
     false
 }
 
+/// Returns true if a call failed because nothing listens at the peer's address (its
+/// process is gone or restarting): a surer sign of a dead node than a slow answer.
+pub fn refused(status: &tonic::Status) -> bool {
+    any_cause(status, |e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            || e.to_string().contains("Connection refused")
+    })
+}
+
+/// Returns true if a failed call never reached the peer: no connection could be made, so
+/// the request was not sent and retrying it elsewhere is safe even if it is not
+/// idempotent.
 pub fn never_sent(status: &tonic::Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(e) = source {
+    any_cause(status, |e| {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && matches!(
                 io.kind(),
@@ -350,12 +358,8 @@ pub fn never_sent(status: &tonic::Status) -> bool {
             return true;
         }
         let text = e.to_string();
-        if text.contains("tcp connect error") || text.contains("error trying to connect") {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+        text.contains("tcp connect error") || text.contains("error trying to connect")
+    })
 }
 
 /// Returns a lazily connecting channel to `addr` (`host:port`).
