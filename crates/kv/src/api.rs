@@ -31,6 +31,14 @@ impl RangeDesc {
     }
 }
 
+/// A transaction as others name it: its primary key (whose range decides its fate) and
+/// its start timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TxnRef {
+    pub primary: Vec<u8>,
+    pub start_ts: Timestamp,
+}
+
 /// One MVCC command for keys of one range.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Request {
@@ -82,6 +90,21 @@ pub enum Request {
         start_ts: Timestamp,
         rollback_if_missing: bool,
     },
+    /// Extends the TTL of a live transaction's primary lock to `ttl_ms` after its start
+    /// (never shortening it) and answers its status, so that a transaction running longer
+    /// than the TTL is not rolled back by those who meet its locks.
+    Heartbeat {
+        primary: Vec<u8>,
+        start_ts: Timestamp,
+        ttl_ms: u64,
+    },
+    /// Notes at the range of `txn`'s primary that `txn` waits for `holder`'s lock (for a
+    /// short while, renewed as the wait goes on), so that deadlock detection can follow
+    /// the chain of waits. Kept in the leaseholder's memory only; answers `Done`.
+    NoteWait { txn: TxnRef, holder: TxnRef },
+    /// Asks the range of `txn`'s primary which transaction `txn` waits for, if it noted
+    /// a wait lately; answers `WaitsFor`.
+    WaitsFor { txn: TxnRef },
     /// Rolls leftover locks forward (`commit_ts`) or back.
     ResolveLock {
         keys: Vec<Vec<u8>>,
@@ -136,6 +159,8 @@ pub enum Response {
     Gc(GcOutcome),
     /// Ranges, in key order (the answer to a split).
     Ranges(Vec<RangeDesc>),
+    /// The transaction a transaction waits for, if any (the answer to `WaitsFor`).
+    WaitsFor(Option<TxnRef>),
 }
 
 impl Request {
@@ -160,7 +185,12 @@ impl Request {
                 .map(|m| m.key())
                 .or_else(|| first_read(reads)),
             Request::ValidateReads { reads, .. } => first_read(reads),
-            Request::CheckTxnStatus { primary, .. } => Some(primary.as_slice()),
+            Request::CheckTxnStatus { primary, .. } | Request::Heartbeat { primary, .. } => {
+                Some(primary.as_slice())
+            }
+            Request::NoteWait { txn, .. } | Request::WaitsFor { txn } => {
+                Some(txn.primary.as_slice())
+            }
             Request::WaitLock { key, .. } | Request::Split { key, .. } => Some(key.as_slice()),
         };
         key.unwrap_or_default()
@@ -216,6 +246,14 @@ impl Request {
                 .or_else(|| reads(span, r)),
             Request::ValidateReads { reads: r, .. } => reads(span, r),
             Request::CheckTxnStatus { primary: k, .. }
+            | Request::Heartbeat { primary: k, .. }
+            | Request::NoteWait {
+                txn: TxnRef { primary: k, .. },
+                ..
+            }
+            | Request::WaitsFor {
+                txn: TxnRef { primary: k, .. },
+            }
             | Request::WaitLock { key: k, .. }
             | Request::Split { key: k, .. } => key(span, k),
         }

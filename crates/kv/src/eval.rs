@@ -7,7 +7,9 @@
 //! is the node's group commit for a single-node store ([`crate::LocalKv`]) and the range's
 //! Raft group for a replicated one ([`crate::Replica`]): the same evaluation serves both.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base::{Clock, Timestamp};
@@ -15,7 +17,7 @@ use mvcc::MvccReader;
 use mvcc::commands;
 use storage::{Engine, WriteBatch};
 
-use crate::api::{Request, Response};
+use crate::api::{Request, Response, TxnRef};
 use crate::error::{Error, Result};
 use crate::latches::Latches;
 use crate::tso::TimestampOracle;
@@ -64,6 +66,38 @@ impl LockWaits {
     }
 }
 
+/// Which transaction each transaction whose primary lives here waits for, as the waiters
+/// noted it ([`Request::NoteWait`]). In memory only: a note lasts [`WaitNotes::LIFE`]
+/// unless renewed, and a new leaseholder starts with none (waiters renew theirs while
+/// they wait, so deadlock detection only pauses).
+#[derive(Default)]
+struct WaitNotes {
+    notes: std::sync::Mutex<HashMap<TxnRef, (TxnRef, Instant)>>,
+}
+
+impl WaitNotes {
+    const LIFE: Duration = Duration::from_secs(2);
+
+    fn notes(&self) -> std::sync::MutexGuard<'_, HashMap<TxnRef, (TxnRef, Instant)>> {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note(&self, txn: TxnRef, holder: TxnRef) {
+        let now = Instant::now();
+        let mut notes = self.notes();
+        if notes.len() >= 1024 {
+            notes.retain(|_, (_, at)| now.duration_since(*at) < Self::LIFE);
+        }
+        notes.insert(txn, (holder, now));
+    }
+
+    fn waits_for(&self, txn: &TxnRef) -> Option<TxnRef> {
+        let notes = self.notes();
+        let (holder, at) = notes.get(txn)?;
+        (at.elapsed() < Self::LIFE).then(|| holder.clone())
+    }
+}
+
 /// Evaluates requests against one replica (or, for [`crate::LocalKv`], one whole store).
 pub(crate) struct Evaluator<E: Engine, L: Log> {
     engine: Arc<E>,
@@ -72,6 +106,7 @@ pub(crate) struct Evaluator<E: Engine, L: Log> {
     clock: Arc<dyn Clock>,
     latches: Latches,
     lock_waits: LockWaits,
+    wait_notes: WaitNotes,
 }
 
 impl<E: Engine, L: Log> Evaluator<E, L> {
@@ -90,6 +125,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             clock,
             latches: Latches::new(),
             lock_waits: LockWaits::new(),
+            wait_notes: WaitNotes::default(),
         }
     }
 
@@ -275,6 +311,27 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                     self.lock_waits.released([primary.as_slice()]);
                 }
                 Ok(Response::TxnStatus(status))
+            }
+            Request::Heartbeat {
+                primary,
+                start_ts,
+                ttl_ms,
+            } => {
+                let status = self
+                    .write(vec![primary.clone()], true, |r, b| {
+                        commands::heartbeat(r, b, &primary, start_ts, ttl_ms)
+                    })
+                    .await?;
+                Ok(Response::TxnStatus(status))
+            }
+            Request::NoteWait { txn, holder } => {
+                self.log.ready().await?;
+                self.wait_notes.note(txn, holder);
+                Ok(Response::Done)
+            }
+            Request::WaitsFor { txn } => {
+                self.log.ready().await?;
+                Ok(Response::WaitsFor(self.wait_notes.waits_for(&txn)))
             }
             Request::ResolveLock {
                 keys,

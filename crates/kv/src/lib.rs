@@ -44,7 +44,7 @@ pub mod tso;
 
 use async_trait::async_trait;
 
-pub use api::{RangeDesc, Request, Response};
+pub use api::{RangeDesc, Request, Response, TxnRef};
 pub use error::{Error, Result};
 pub use latches::{LatchGuard, Latches};
 pub use local::{LocalKv, LocalKvConfig};

@@ -5,6 +5,7 @@
 mod check_txn_status;
 mod commit;
 mod gc;
+mod heartbeat;
 mod one_phase;
 mod pessimistic_lock;
 mod prewrite;
@@ -15,6 +16,7 @@ mod validate;
 pub use check_txn_status::{TxnStatus, check_txn_status};
 pub use commit::commit;
 pub use gc::{GcOutcome, gc};
+pub use heartbeat::heartbeat;
 pub use one_phase::commit_one_phase;
 pub use pessimistic_lock::acquire_pessimistic_lock;
 pub use prewrite::{TxnMeta, prewrite};

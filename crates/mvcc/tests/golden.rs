@@ -266,6 +266,13 @@ impl goldenscript::Runner for Runner {
                 )?;
                 Ok(format!("{status:?}\n{}", self.apply(batch)?))
             }
+            "heartbeat" => {
+                let primary = Self::req(cmd, "primary")?.into_bytes();
+                let start = ts(&Self::req(cmd, "start")?)?;
+                let ttl = Self::req(cmd, "ttl")?.parse()?;
+                let status = commands::heartbeat(&reader, &mut batch, &primary, start, ttl)?;
+                Ok(format!("{status:?}\n{}", self.apply(batch)?))
+            }
             "resolve" => {
                 let keys = Self::positional_keys(cmd);
                 let start = ts(&Self::req(cmd, "start")?)?;
@@ -352,6 +359,7 @@ macro_rules! scripts {
 scripts!(
     check_txn_status,
     gc,
+    heartbeat,
     one_phase,
     pessimistic_lock,
     prewrite_commit,

@@ -532,3 +532,134 @@ async fn split_at_divides_a_table_while_it_is_written() {
     }
     c.shutdown().await;
 }
+
+/// Runs `first` then, if it succeeded, `COMMIT` on `client`; on an error rolls back and
+/// returns the error's SQLSTATE and message.
+async fn update_and_commit(
+    client: &tokio_postgres::Client,
+    first: &str,
+) -> Result<(), (String, String)> {
+    let r = match client.batch_execute(first).await {
+        Ok(()) => client.batch_execute("COMMIT").await,
+        Err(e) => Err(e),
+    };
+    r.map_err(|e| {
+        let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+        let msg = e
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or(e.to_string());
+        (code, msg)
+    })
+}
+
+/// Two transactions on different nodes update the same two rows, of tables in ranges led
+/// by different nodes, in opposite orders: a deadlock. One of them is told so (SQLSTATE
+/// 40001) long before the 30 s lock wait timeout, and the other commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_across_ranges_aborts_one_transaction_and_the_other_commits() {
+    let c = start().await;
+    let s1 = connect(&c.url(1).unwrap()).await.unwrap();
+    let s2 = connect(&c.url(2).unwrap()).await.unwrap();
+    s1.batch_execute(
+        "CREATE TABLE da (k INT PRIMARY KEY, v INT);
+         CREATE TABLE db (k INT PRIMARY KEY, v INT);
+         INSERT INTO da VALUES (1, 0);
+         INSERT INTO db VALUES (1, 0);",
+    )
+    .await
+    .unwrap();
+    let (ra, rb) = (
+        range_of_table(&c, &s1, "da").await,
+        range_of_table(&c, &s1, "db").await,
+    );
+    assert_ne!(ra, rb);
+    println!(
+        "da: range {ra} led by {:?}; db: range {rb} led by {:?}",
+        c.kv().leader(ra),
+        c.kv().leader(rb)
+    );
+    s1.batch_execute("BEGIN; UPDATE da SET v = 1 WHERE k = 1")
+        .await
+        .unwrap();
+    s2.batch_execute("BEGIN; UPDATE db SET v = 2 WHERE k = 1")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (s1, s2) = (Arc::new(s1), Arc::new(s2));
+    let first = {
+        let s1 = s1.clone();
+        tokio::spawn(async move { update_and_commit(&s1, "UPDATE db SET v = 1 WHERE k = 1").await })
+    };
+    // Let the first wait begin, so that both are waiting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = update_and_commit(&s2, "UPDATE da SET v = 2 WHERE k = 1").await;
+    let first = first.await.unwrap();
+    let took = started.elapsed();
+    println!("first: {first:?}; second: {second:?}; both done after {took:?}");
+    let (winner, loser) = match (&first, &second) {
+        (Ok(()), Err(e)) => (1, e),
+        (Err(e), Ok(())) => (2, e),
+        _ => panic!("exactly one transaction must give up: {first:?} / {second:?}"),
+    };
+    assert_eq!(loser.0, "40001", "{loser:?}");
+    assert!(loser.1.contains("deadlock"), "{loser:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the deadlock took {took:?} to break"
+    );
+    let _ = [&s1, &s2][2 - winner].batch_execute("ROLLBACK").await;
+    // Both rows hold the winner's values, and nothing of the loser's.
+    for t in ["da", "db"] {
+        let v: i32 = s1
+            .query_one(&format!("SELECT v FROM {t} WHERE k = 1"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(v, winner as i32, "{t}");
+    }
+    c.shutdown().await;
+}
+
+/// A transaction that holds a row lock for longer than the lock TTL (3 s) is not taken for
+/// dead: its heartbeat keeps the lock, a writer on another node waits for it, and both
+/// commit, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_holding_a_lock_past_its_ttl_keeps_it() {
+    let c = start().await;
+    let s1 = connect(&c.url(1).unwrap()).await.unwrap();
+    s1.batch_execute(
+        "CREATE TABLE h (k INT PRIMARY KEY, v INT);
+         INSERT INTO h VALUES (1, 0);
+         BEGIN;
+         UPDATE h SET v = v + 1 WHERE k = 1;",
+    )
+    .await
+    .unwrap();
+    let url = c.url(3).unwrap();
+    let waiter = tokio::spawn(async move {
+        let s3 = connect(&url).await.unwrap();
+        s3.batch_execute("UPDATE h SET v = v * 10 WHERE k = 1")
+            .await
+            .map(|()| Instant::now())
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !waiter.is_finished(),
+        "the writer did not wait for the lock"
+    );
+    let committed = Instant::now();
+    s1.batch_execute("COMMIT").await.unwrap();
+    let waited_until = waiter.await.unwrap().unwrap();
+    assert!(waited_until >= committed);
+    let v: i32 = s1
+        .query_one("SELECT v FROM h WHERE k = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        v, 10,
+        "the waiting update must apply after the first commit"
+    );
+    c.shutdown().await;
+}

@@ -2,7 +2,9 @@
 //! Hermitage isolation tests, replayed through the PostgreSQL protocol.
 //!
 //! Every test case of `../shared/conformance/hermitage/cockroachdb.md` runs here on a fresh
-//! server with a fresh `test` table, one connection per session (T1, T2, T3), and every
+//! server with a fresh `test` table, and again on a three-node cluster with the table split
+//! between its two rows into ranges led by different nodes (session Tn on node n); one
+//! connection per session (T1, T2, T3), and every
 //! transaction at SERIALIZABLE (`set transaction isolation level read committed` and
 //! `repeatable read` are replaced by `serializable`).
 //!
@@ -25,7 +27,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base::{SystemClock, TableId, TenantId};
 use common::TestServer;
+use kv::cluster::ClusterConfig;
+use kv::tso::{LocalTso, TimestampOracle};
+use server::cluster::{SqlCluster, SqlClusterConfig};
+use storage::{GroupCommit, MemoryEngine};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -905,21 +912,112 @@ impl Run {
     }
 }
 
-/// Runs a case on its own server; returns a summary, or what failed with the step trace.
-async fn run_case(case: &Case) -> Result<String, (String, Vec<String>)> {
+/// Where the cases run.
+enum Target {
+    /// A fresh single-node server per case.
+    Single,
+    /// One three-node cluster in this process. Each case gets a fresh `test` table split
+    /// between its two rows, the two ranges led by different nodes, and session Tn talks
+    /// to node n.
+    Cluster(Box<SqlCluster<MemoryEngine>>),
+}
+
+/// Starts the three-node cluster.
+async fn cluster() -> SqlCluster<MemoryEngine> {
+    let engine = || Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
+    let tso: Arc<dyn TimestampOracle> =
+        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
+    let config = SqlClusterConfig {
+        kv: ClusterConfig {
+            // User tables (ids from 100) apart from the meta range.
+            split_keys: server::cluster::table_splits(100..101),
+            heartbeat_ms: 50,
+            election_timeout_ms: (300, 600),
+            ..ClusterConfig::default()
+        },
+        ..SqlClusterConfig::default()
+    };
+    SqlCluster::start(
+        vec![engine(), engine(), engine()],
+        tso,
+        Arc::new(SystemClock),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// Creates a fresh `test` table on the cluster, splits it between its rows and has the two
+/// ranges led by different nodes.
+async fn cluster_table(c: &SqlCluster<MemoryEngine>, client: &Client) {
+    client
+        .batch_execute(&format!(
+            "drop table if exists test; {SETUP}; alter table test split at values (2)"
+        ))
+        .await
+        .unwrap();
+    let oid: i64 = client
+        .query_one("select oid::int8 from pg_class where relname = 'test'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let prefix = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64));
+    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64 + 1));
+    let ranges: Vec<u64> = c
+        .kv()
+        .ranges()
+        .into_iter()
+        .map(|r| r.desc)
+        .filter(|d| d.span.start < end && (d.span.end.is_empty() || prefix < d.span.end))
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ranges.len(), 2, "test is split in two: {ranges:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let leaders = (c.kv().leader(ranges[0]), c.kv().leader(ranges[1]));
+        if let (Some(a), Some(b)) = leaders
+            && a != b
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the two ranges of test keep one leader: {leaders:?}"
+        );
+        if let (Some(a), Some(_)) = leaders {
+            let to = a % 3 + 1;
+            if let Ok(r) = c.kv().replica(a, ranges[1]) {
+                let _ = r.raft().trigger().transfer_leader(to).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a case on `target`; returns a summary, or what failed with the step trace.
+async fn run_case(case: &Case, target: &Target) -> Result<String, (String, Vec<String>)> {
     assert!(
         !case.finals.is_empty(),
         "case bug: {} lists no final table",
         case.name
     );
-    let server = TestServer::start().await;
-    let url = server.url();
-    let check = common::connect(&url).await.unwrap();
-    check.batch_execute(SETUP).await.unwrap();
+    let (server, urls) = match target {
+        Target::Single => {
+            let server = TestServer::start().await;
+            let url = server.url();
+            (Some(server), vec![url; 3])
+        }
+        Target::Cluster(c) => (None, (1..=3).map(|n| c.url(n).unwrap()).collect()),
+    };
+    let check = common::connect(&urls[0]).await.unwrap();
+    match target {
+        Target::Single => check.batch_execute(SETUP).await.unwrap(),
+        Target::Cluster(c) => cluster_table(c, &check).await,
+    }
     let mut sessions = Vec::new();
-    for _ in 0..3 {
+    for url in &urls {
         sessions.push(Session {
-            client: Arc::new(common::connect(&url).await.unwrap()),
+            client: Arc::new(common::connect(url).await.unwrap()),
             in_txn: false,
             aborted: false,
             committed: false,
@@ -946,17 +1044,32 @@ async fn run_case(case: &Case) -> Result<String, (String, Vec<String>)> {
     let trace = std::mem::take(&mut run.trace);
     drop(run);
     drop(check);
-    let _ = timeout(Duration::from_secs(5), server.stop()).await;
+    if let Some(server) = server {
+        let _ = timeout(Duration::from_secs(5), server.stop()).await;
+    }
     result.map_err(|e| (e, trace))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hermitage_cockroachdb_cases_at_serializable() {
+    run_all(&Target::Single).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hermitage_cockroachdb_cases_on_a_three_node_cluster() {
+    let target = Target::Cluster(Box::new(cluster().await));
+    run_all(&target).await;
+    if let Target::Cluster(c) = target {
+        c.shutdown().await;
+    }
+}
+
+async fn run_all(target: &Target) {
     let cases = cases();
     let mut failed = Vec::new();
     for case in &cases {
         let label = format!("{} [{}]", case.name, case.level);
-        match run_case(case).await {
+        match run_case(case, target).await {
             Ok(summary) => println!("hermitage PASS {label:<36} {summary}"),
             Err((why, trace)) => {
                 println!("hermitage FAIL {label:<36} {why}");

@@ -534,11 +534,6 @@ impl Catalog {
 /// on.
 pub const CATALOG_WINDOW: std::time::Duration = std::time::Duration::from_millis(1_000);
 
-/// How long a DDL of a cluster may run before statements waiting on its fence lock take it
-/// for dead and roll it back (transactions do not heartbeat yet). A DDL whose coordinator
-/// dies blocks the catalog this long at most.
-const FENCE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// A statement uses a window only if at least this much of it is left for its commit.
 const WINDOW_MARGIN_MS: u64 = 300;
 
@@ -658,7 +653,7 @@ impl CatalogCache {
             return Ok(());
         }
         let stamp = txn.start_ts().get().to_be_bytes().to_vec();
-        txn.put_and_wait_out(fence_key(tenant), stamp, CATALOG_WINDOW, FENCE_TTL)
+        txn.put_and_wait_out(fence_key(tenant), stamp, CATALOG_WINDOW)
             .await
             .map_err(Error::from)
     }

@@ -218,6 +218,9 @@ struct TxnState {
     txn: Transaction,
     explicit: bool,
     failed: bool,
+    /// The key-value transaction was rolled back when it failed (a serialization
+    /// failure): no savepoint can revive it.
+    rolled_back: bool,
     read_only: bool,
     /// The catalog as changed by DDL earlier in this transaction.
     catalog: Option<Arc<Catalog>>,
@@ -505,6 +508,27 @@ impl Session {
         }
     }
 
+    /// Fails the explicit transaction after `e`. A serialization failure (a conflict, a
+    /// deadlock) also rolls its key-value transaction back at once, as PostgreSQL aborts a
+    /// transaction when the error happens: its locks are released now, not at the
+    /// client's ROLLBACK, so a deadlock is broken without waiting for the victim's client.
+    /// Only ROLLBACK can follow then (not ROLLBACK TO SAVEPOINT).
+    async fn fail_txn_after(&mut self, e: &Error) {
+        self.fail_txn();
+        if e.kind != ErrorKind::SerializationFailure {
+            return;
+        }
+        if let Some(t) = &mut self.txn
+            && t.explicit
+            && !t.rolled_back
+        {
+            t.rolled_back = true;
+            if let Err(e) = t.txn.rollback().await {
+                tracing::warn!(error = %e, "rolling back after a serialization failure");
+            }
+        }
+    }
+
     async fn run(
         &mut self,
         p: &Parsed,
@@ -512,8 +536,8 @@ impl Session {
         prepared: Option<&Prepared>,
     ) -> Result<Output> {
         let r = self.run_inner(p, params, prepared).await;
-        if r.is_err() {
-            self.fail_txn();
+        if let Err(e) = &r {
+            self.fail_txn_after(e).await;
         }
         r
     }
@@ -600,6 +624,7 @@ impl Session {
                 txn,
                 explicit: false,
                 failed: false,
+                rolled_back: false,
                 read_only: false,
                 catalog: None,
                 ddl: None,
@@ -658,6 +683,7 @@ impl Session {
             txn: self.engine.client.begin().await?,
             explicit: true,
             failed: false,
+            rolled_back: false,
             read_only,
             catalog: None,
             ddl: None,
@@ -740,6 +766,12 @@ impl Session {
                         format!("savepoint \"{n}\" does not exist"),
                     ));
                 };
+                if t.rolled_back {
+                    return Err(Error::new(
+                        ErrorKind::InFailedTransaction,
+                        "current transaction was aborted by a serialization failure and rolled back; only ROLLBACK is possible",
+                    ));
+                }
                 t.savepoints.truncate(pos + 1);
                 t.txn.rollback_to(&t.savepoints[pos].1);
                 t.failed = false;

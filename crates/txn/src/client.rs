@@ -17,7 +17,8 @@ use crate::transaction::Transaction;
 #[derive(Clone, Debug)]
 pub struct TxnConfig {
     /// How long a transaction's locks are protected from resolvers, in milliseconds after
-    /// its start.
+    /// they are taken; a live transaction renews its primary lock's TTL every third of it
+    /// (a heartbeat), so only the locks of a dead one run out.
     pub lock_ttl_ms: u64,
     /// How long to wait for another live transaction's lock before giving up.
     pub lock_wait_timeout: Duration,
@@ -194,6 +195,15 @@ impl TxnClient {
 impl Inner {
     fn active(&self) -> std::sync::MutexGuard<'_, BTreeMap<Timestamp, usize>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the lock TTL (ms after `start_ts`) that protects locks taken now for the
+    /// configured TTL.
+    pub(crate) fn ttl_from_now(&self, start_ts: Timestamp) -> u64 {
+        self.clock
+            .now_ms()
+            .saturating_sub(start_ts.physical_ms())
+            .saturating_add(self.config.lock_ttl_ms)
     }
 
     /// Forgets a finished transaction.

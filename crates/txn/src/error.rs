@@ -15,6 +15,16 @@ pub enum Error {
         key: Vec<u8>,
         holder: base::Timestamp,
     },
+    /// The transaction waited for a lock in a cycle of transactions each waiting for the
+    /// next, and was chosen to break it (the youngest on the cycle gives up).
+    #[error(
+        "deadlock detected: waiting for key {} held by transaction {holder}, which waits (through others) for this one",
+        codec::layout::pretty(key)
+    )]
+    Deadlock {
+        key: Vec<u8>,
+        holder: base::Timestamp,
+    },
     /// An empty key.
     #[error("empty key: keys must have at least one byte")]
     EmptyKey,
@@ -88,7 +98,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Kv(e) => e.is_retryable(),
-            Error::LockWaitTimeout { .. } => true,
+            Error::LockWaitTimeout { .. } | Error::Deadlock { .. } => true,
             _ => false,
         }
     }

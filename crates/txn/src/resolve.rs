@@ -3,24 +3,36 @@
 use std::time::{Duration, Instant};
 
 use base::Timestamp;
-use kv::{KvService, Request, Response};
+use kv::{KvService, Request, Response, TxnRef};
 use mvcc::LockInfo;
 use mvcc::commands::TxnStatus;
 
 use crate::client::Inner;
 use crate::error::{Error, Result};
 
-/// Exponential backoff with a deadline, for waiting on a live transaction's lock.
+/// How many waits-for links deadlock detection follows from the holder of a lock.
+const MAX_HOPS: usize = 32;
+
+/// Exponential backoff with a deadline, for waiting on a live transaction's lock; and who
+/// waits, for deadlock detection.
 pub(crate) struct Backoff {
     deadline: Instant,
     next: Duration,
+    /// The waiting transaction, if it may hold locks others wait for.
+    waiter: Option<TxnRef>,
+    /// Waits so far.
+    rounds: u32,
 }
 
 impl Backoff {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    /// A backoff for `waiter` (a transaction that may hold locks, or `None` for one that
+    /// holds none and so cannot be part of a deadlock), giving up after `timeout`.
+    pub(crate) fn new(timeout: Duration, waiter: Option<TxnRef>) -> Self {
         Backoff {
             deadline: Instant::now() + timeout,
             next: Duration::from_millis(20),
+            waiter,
+            rounds: 0,
         }
     }
 
@@ -42,6 +54,7 @@ impl Backoff {
         })
         .await?;
         self.next = (self.next * 2).min(Duration::from_millis(500));
+        self.rounds += 1;
         Ok(())
     }
 }
@@ -68,11 +81,66 @@ impl Inner {
             TxnStatus::Committed(ts) => Some(ts),
             TxnStatus::RolledBack => None,
             TxnStatus::Locked { .. } | TxnStatus::NotFound => {
+                // A short wait is the common case: look for a deadlock only once the
+                // first slice went by without the lock going away.
+                if let Some(me) = backoff.waiter.as_ref().filter(|_| backoff.rounds > 0)
+                    && self.is_deadlock_victim(me, lock).await
+                {
+                    return Err(Error::Deadlock {
+                        key: lock.key.clone(),
+                        holder: lock.start_ts,
+                    });
+                }
                 return backoff.wait(self.kv.as_ref(), lock).await;
             }
         };
         self.resolve_keys(vec![lock.key.clone()], lock.start_ts, commit_ts)
             .await
+    }
+
+    /// Notes that `me` waits for the holder of `lock`, then follows the chain of waits
+    /// from the holder (each transaction's wait is noted at its primary's range). If the
+    /// chain leads back to `me`, the youngest transaction on the cycle gives up: returns
+    /// true if that is `me`. The others keep waiting; the victim finds the same cycle when
+    /// it looks. Detection is best effort: a failed lookup counts as no cycle this time.
+    async fn is_deadlock_victim(&self, me: &TxnRef, lock: &LockInfo) -> bool {
+        let holder = TxnRef {
+            primary: lock.primary.clone(),
+            start_ts: lock.start_ts,
+        };
+        if holder.start_ts == me.start_ts {
+            return false;
+        }
+        let note = Request::NoteWait {
+            txn: me.clone(),
+            holder: holder.clone(),
+        };
+        if let Err(e) = self.kv.send(note).await {
+            tracing::debug!(error = %e, "noting a lock wait failed");
+            return false;
+        }
+        let mut youngest = me.start_ts.max(holder.start_ts);
+        let mut at = holder;
+        for _ in 0..MAX_HOPS {
+            let next = match self.kv.send(Request::WaitsFor { txn: at }).await {
+                Ok(Response::WaitsFor(Some(next))) => next,
+                Ok(_) => return false,
+                Err(e) => {
+                    tracing::debug!(error = %e, "following a lock wait failed");
+                    return false;
+                }
+            };
+            if next.start_ts == me.start_ts {
+                if youngest == me.start_ts {
+                    tracing::debug!(start_ts = %me.start_ts, "deadlock: this transaction gives up");
+                    return true;
+                }
+                return false;
+            }
+            youngest = youngest.max(next.start_ts);
+            at = next;
+        }
+        false
     }
 
     async fn resolve_keys(

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base::Timestamp;
-use kv::{RangeDesc, Request, Response};
-use mvcc::commands::{ReadSet, TxnMeta};
+use kv::{RangeDesc, Request, Response, TxnRef};
+use mvcc::commands::{ReadSet, TxnMeta, TxnStatus};
 use mvcc::{Mutation, ScanOutcome, Span};
 
 use crate::client::Inner;
@@ -61,7 +61,18 @@ pub struct Transaction {
     /// True once a key was prewritten before the commit
     /// ([`Transaction::put_and_wait_out`]): the commit takes two phases.
     prewritten_early: bool,
+    /// Keeps the primary lock alive while the transaction runs, once it has locks.
+    heartbeat: Option<Heartbeat>,
     finished: bool,
+}
+
+/// The task that renews a transaction's primary lock TTL; stopped when dropped.
+struct Heartbeat(tokio::task::AbortHandle);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Transaction {
@@ -76,7 +87,57 @@ impl Transaction {
             reads: Reads::default(),
             leased: BTreeMap::new(),
             prewritten_early: false,
+            heartbeat: None,
             finished: false,
+        }
+    }
+
+    /// Starts renewing the TTL of the lock on `primary` every third of the configured
+    /// TTL, until the transaction ends (or its primary is found committed or rolled back).
+    fn start_heartbeat(&mut self, primary: &[u8]) {
+        if self.heartbeat.is_some() {
+            return;
+        }
+        let (client, start_ts, primary) = (self.client.clone(), self.start_ts, primary.to_vec());
+        let every = std::time::Duration::from_millis((client.config.lock_ttl_ms / 3).max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let req = Request::Heartbeat {
+                    primary: primary.clone(),
+                    start_ts,
+                    ttl_ms: client.ttl_from_now(start_ts),
+                };
+                match client.kv.send(req).await {
+                    // Alive, or its primary lock not written yet.
+                    Ok(Response::TxnStatus(TxnStatus::Locked { .. } | TxnStatus::NotFound)) => {}
+                    Ok(other) => {
+                        tracing::debug!(%start_ts, "heartbeat stops: {other:?}");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(%start_ts, error = %e, "heartbeat failed"),
+                }
+            }
+        });
+        self.heartbeat = Some(Heartbeat(task.abort_handle()));
+    }
+
+    /// The transaction as a waiter on others' locks: named by its primary once it has one
+    /// (before that it holds no lock, so nobody waits for it).
+    fn backoff(&self) -> Backoff {
+        let waiter = self.primary.as_ref().map(|p| TxnRef {
+            primary: p.clone(),
+            start_ts: self.start_ts,
+        });
+        Backoff::new(self.client.config.lock_wait_timeout, waiter)
+    }
+
+    /// Returns the lock record of this transaction for locks taken now.
+    fn meta(&self, primary: Vec<u8>) -> TxnMeta {
+        TxnMeta {
+            start_ts: self.start_ts,
+            primary,
+            lock_ttl_ms: self.client.ttl_from_now(self.start_ts),
         }
     }
 
@@ -120,9 +181,8 @@ impl Transaction {
     /// Writes `key = value` and prewrites it at once (a lock that readers wait on), then
     /// waits until the timestamp oracle is `wait` past a timestamp taken once the lock was
     /// in place, and moves the read snapshot there. The transaction then commits in two
-    /// phases with `key` as its primary (if it has none yet), whose lock lives `ttl` from
-    /// the transaction's start (at least the configured lock TTL), so that readers waiting
-    /// on it do not take a live transaction for dead while it works.
+    /// phases with `key` as its primary (if it has none yet); its heartbeat keeps the lock
+    /// alive while it works.
     ///
     /// A transaction about to change a value that others cache under a validity window of
     /// `wait` ([`Transaction::note_read_until`]), proven by reading `key` without meeting a
@@ -136,18 +196,14 @@ impl Transaction {
         key: Vec<u8>,
         value: Vec<u8>,
         wait: std::time::Duration,
-        ttl: std::time::Duration,
     ) -> Result<()> {
         self.put(key.clone(), value.clone())?;
         let primary = self.primary.get_or_insert_with(|| key.clone()).clone();
-        let meta = TxnMeta {
-            start_ts: self.start_ts,
-            primary,
-            lock_ttl_ms: self.client.config.lock_ttl_ms.max(ttl.as_millis() as u64),
-        };
+        let meta = self.meta(primary.clone());
         // Rolled back with the pessimistic locks if the transaction does not commit.
         self.locked.insert(key.clone(), self.start_ts);
         self.prewritten_early = true;
+        self.start_heartbeat(&primary);
         self.prewrite(&meta, vec![Mutation::Put { key, value }])
             .await?;
         let fenced = self.client.tso.timestamp().await?;
@@ -224,7 +280,7 @@ impl Transaction {
     }
 
     async fn read_values(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let mut backoff = self.backoff();
         loop {
             let req = Request::Get {
                 keys: keys.clone(),
@@ -314,7 +370,7 @@ impl Transaction {
     }
 
     async fn scan_range(&self, span: &Span, limit: usize, reverse: bool) -> Result<ScanOutcome> {
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let mut backoff = self.backoff();
         loop {
             let req = Request::Scan {
                 span: span.clone(),
@@ -378,11 +434,8 @@ impl Transaction {
             return Ok(Vec::new());
         };
         let primary = self.primary.get_or_insert_with(|| first.clone()).clone();
-        let meta = TxnMeta {
-            start_ts: self.start_ts,
-            primary,
-            lock_ttl_ms: self.client.config.lock_ttl_ms,
-        };
+        self.start_heartbeat(&primary);
+        let meta = self.meta(primary);
         let mut by_range: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, k) in keys.iter().enumerate() {
             by_range
@@ -462,7 +515,7 @@ impl Transaction {
         keys: &[Vec<u8>],
         meta: &TxnMeta,
     ) -> Result<(Timestamp, Vec<Option<Vec<u8>>>)> {
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let mut backoff = self.backoff();
         let mut conflicts = 0;
         // Taken once and kept while waiting for another transaction's lock: waiting needs
         // no newer timestamp (and so takes a number of timestamps that does not depend on
@@ -523,22 +576,24 @@ impl Transaction {
     /// Commits the transaction and returns its commit timestamp (the start timestamp for a
     /// transaction that wrote nothing).
     pub async fn commit(&mut self) -> Result<Timestamp> {
-        self.check_active()?;
-        self.finished = true;
-        let result = self.commit_inner(None).await;
-        self.client.deregister(self.start_ts);
-        result.map(|ts| ts.unwrap_or(self.start_ts))
+        let ts = self.finish_commit(None).await?;
+        Ok(ts.unwrap_or(self.start_ts))
     }
 
     /// Runs a commit that stops at `stop`, leaving locks behind as a coordinator that
-    /// crashed there would. For fault-injection tests.
+    /// crashed there would (its heartbeat stops too). For fault-injection tests.
     #[doc(hidden)]
     pub async fn commit_and_stop(&mut self, stop: CommitStop) -> Result<()> {
+        self.finish_commit(Some(stop)).await.map(|_| ())
+    }
+
+    async fn finish_commit(&mut self, stop: Option<CommitStop>) -> Result<Option<Timestamp>> {
         self.check_active()?;
         self.finished = true;
-        let result = self.commit_inner(Some(stop)).await;
+        let result = self.commit_inner(stop).await;
+        self.heartbeat = None;
         self.client.deregister(self.start_ts);
-        result.map(|_| ())
+        result
     }
 
     /// Rolls the transaction back, releasing its locks.
@@ -547,6 +602,7 @@ impl Transaction {
             return Ok(());
         }
         self.finished = true;
+        self.heartbeat = None;
         self.client.deregister(self.start_ts);
         let keys: Vec<Vec<u8>> = self.locked.keys().cloned().collect();
         self.rollback_keys(keys).await
@@ -638,7 +694,7 @@ impl Transaction {
     }
 
     async fn commit_one_phase(&self, g: Group, deadline: Option<Timestamp>) -> Result<Timestamp> {
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let mut backoff = self.backoff();
         loop {
             let req = Request::OnePhaseCommit {
                 mutations: g.mutations.clone(),
@@ -668,7 +724,7 @@ impl Transaction {
     }
 
     async fn commit_two_phase(
-        &self,
+        &mut self,
         groups: BTreeMap<u64, Group>,
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
@@ -681,11 +737,9 @@ impl Transaction {
                 .next()
                 .ok_or_else(|| Error::Internal("two-phase commit without mutations".into()))?,
         };
-        let meta = TxnMeta {
-            start_ts: self.start_ts,
-            primary: primary.clone(),
-            lock_ttl_ms: self.client.config.lock_ttl_ms,
-        };
+        // A large prewrite can outlast the TTL it started with.
+        self.start_heartbeat(&primary);
+        let meta = self.meta(primary.clone());
         let all_keys: Vec<Vec<u8>> = groups
             .values()
             .flat_map(|g| g.mutations.iter().map(|m| m.key().to_vec()))
@@ -737,7 +791,11 @@ impl Transaction {
     /// Prewrites `mutations` (all in one range), resolving or waiting on the locks of
     /// others it meets.
     async fn prewrite(&self, meta: &TxnMeta, mutations: Vec<Mutation>) -> Result<()> {
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout);
+        let waiter = TxnRef {
+            primary: meta.primary.clone(),
+            start_ts: self.start_ts,
+        };
+        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout, Some(waiter));
         loop {
             let req = Request::Prewrite {
                 txn: meta.clone(),

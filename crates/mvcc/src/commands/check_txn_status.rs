@@ -47,13 +47,27 @@ pub fn check_txn_status<R: ReadView + ?Sized>(
             ttl_ms: lock.ttl_ms,
         });
     }
-    Ok(match reader.txn_record(primary, start_ts)? {
-        Some((_, v)) if v.kind == WriteKind::Rollback => TxnStatus::RolledBack,
-        Some((commit_ts, _)) => TxnStatus::Committed(commit_ts),
+    Ok(match recorded(reader, primary, start_ts)? {
+        Some(status) => status,
         None if rollback_if_missing => {
             put_rollback(reader, batch, primary, start_ts)?;
             TxnStatus::RolledBack
         }
         None => TxnStatus::NotFound,
     })
+}
+
+/// Returns the fate of transaction `start_ts` as recorded on its `primary` key once its
+/// lock is gone: committed or rolled back, or `None` if there is no record.
+pub(super) fn recorded<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    primary: &[u8],
+    start_ts: Timestamp,
+) -> Result<Option<TxnStatus>> {
+    Ok(reader
+        .txn_record(primary, start_ts)?
+        .map(|(commit_ts, v)| match v.kind {
+            WriteKind::Rollback => TxnStatus::RolledBack,
+            _ => TxnStatus::Committed(commit_ts),
+        }))
 }
