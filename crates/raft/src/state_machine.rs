@@ -292,8 +292,15 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
             last_log_id: applied.log_id,
             last_membership: applied.membership,
         };
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((meta.clone(), data.clone()));
+        // A snapshot installed while this one was built is newer: keep it.
+        let mut current = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if current
+            .as_ref()
+            .is_none_or(|(m, _)| m.last_log_id <= meta.last_log_id)
+        {
+            *current = Some((meta.clone(), data.clone()));
+        }
+        drop(current);
         Ok(Snapshot {
             meta,
             snapshot: data,

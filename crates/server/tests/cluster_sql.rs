@@ -663,3 +663,83 @@ async fn a_transaction_holding_a_lock_past_its_ttl_keeps_it() {
     );
     c.shutdown().await;
 }
+
+/// A transaction with keys in two ranges led by different nodes whose coordinator stops
+/// mid-commit, as if its node died (its heartbeat stops with it). Stopped after prewrite,
+/// it is rolled back; stopped after its primary committed, it is rolled forward. Either way
+/// a reader on another node gets its answer within the lock TTL (3 s) plus slack, sees all
+/// of it or nothing, and no lock of it is left on the keys once read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_coordinator_stops_mid_commit_is_all_or_nothing() {
+    use txn::CommitStop;
+    let c = start().await;
+    let key = |table: u64| {
+        let mut k = codec::layout::table_prefix(TenantId::SYSTEM, TableId(table));
+        k.extend_from_slice(b"coordinator-test");
+        k
+    };
+    let keys = vec![key(100), key(101)];
+    let ranges: Vec<u64> = keys
+        .iter()
+        .map(|k| {
+            c.kv()
+                .ranges()
+                .iter()
+                .find(|r| r.desc.span.contains(k))
+                .unwrap()
+                .desc
+                .id
+        })
+        .collect();
+    assert_ne!(ranges[0], ranges[1]);
+    println!(
+        "ranges {ranges:?} led by {:?} and {:?}",
+        c.kv().leader(ranges[0]),
+        c.kv().leader(ranges[1])
+    );
+    let coordinator = c.sql(1).unwrap().client.clone();
+    let reader = c.sql(2).unwrap().client.clone();
+    let mut expect: Option<Vec<u8>> = None;
+    for (round, stop) in [CommitStop::AfterPrewrite, CommitStop::AfterPrimary]
+        .into_iter()
+        .enumerate()
+    {
+        let value = format!("round {round}").into_bytes();
+        let mut t = coordinator.begin().await.unwrap();
+        for k in &keys {
+            t.put(k.clone(), value.clone()).unwrap();
+        }
+        t.commit_and_stop(stop).await.unwrap();
+        drop(t);
+        if stop == CommitStop::AfterPrimary {
+            expect = Some(value);
+        }
+        let started = Instant::now();
+        let mut r = reader.begin().await.unwrap();
+        let got = r.batch_get(&keys).await.unwrap();
+        r.commit().await.unwrap();
+        let took = started.elapsed();
+        println!("{stop:?}: the reader got {got:?} after {took:?}");
+        assert_eq!(got, vec![expect.clone(), expect.clone()], "{stop:?}");
+        assert!(took < Duration::from_secs(5), "{stop:?}: took {took:?}");
+        // The locks the reader met are gone from every replica.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for node in 1..=3 {
+            let engine = c.kv().engine(node).unwrap().engine().clone();
+            for k in &keys {
+                while mvcc::MvccReader::new(engine.as_ref())
+                    .lock(k)
+                    .unwrap()
+                    .is_some()
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{stop:?}: a lock is left on node {node}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    c.shutdown().await;
+}

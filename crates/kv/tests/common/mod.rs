@@ -131,8 +131,11 @@ pub fn another_node(c: &LocalCluster<E>, node: u64) -> u64 {
     c.nodes().into_iter().find(|&n| n != node).unwrap()
 }
 
-/// Has `raft` snapshot everything it applied and purge its log up to the snapshot, and
-/// returns the index purged up to: a replica behind it can then only catch up by snapshot.
+/// Has `raft` snapshot everything it applied and purge its log up to the snapshot, less the
+/// entries the purge policy keeps, and returns the index purged up to: a replica behind it
+/// can then only catch up by snapshot. (Purging more than the policy would could race
+/// with a snapshot being built: openraft then lowers its purge target, which its debug
+/// assertions reject.)
 pub async fn snapshot_and_purge(raft: &raft::Raft<E>) -> u64 {
     use openraft::async_runtime::WatchReceiver;
     raft.trigger().snapshot().await.unwrap();
@@ -146,7 +149,8 @@ pub async fn snapshot_and_purge(raft: &raft::Raft<E>) -> u64 {
         .metrics(|m| m.snapshot.map(|s| s.index) >= applied, "snapshot built")
         .await
         .unwrap();
-    let upto = m.snapshot.unwrap().index;
+    let keep = raft.config().max_in_snapshot_log_to_keep;
+    let upto = m.snapshot.unwrap().index.saturating_sub(keep);
     raft.trigger().purge_log(upto).await.unwrap();
     raft.wait(Some(Duration::from_secs(10)))
         .metrics(|m| m.purged.is_some_and(|p| p.index >= upto), "log purged")
