@@ -716,3 +716,298 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+const BANK_ACCOUNTS: i64 = 8;
+const BANK_START: i64 = 50;
+
+/// A consistent read of the bank: both account tables and the transfer log.
+struct Bank {
+    a: Vec<i64>,
+    b: Vec<i64>,
+    transfers: Vec<i64>,
+}
+
+impl Bank {
+    /// Reads the whole bank in one transaction.
+    async fn read(client: &tokio_postgres::Client) -> Result<Bank, tokio_postgres::Error> {
+        async fn column(
+            client: &tokio_postgres::Client,
+            sql: &str,
+        ) -> Result<Vec<i64>, tokio_postgres::Error> {
+            Ok(client
+                .query(sql, &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        }
+        client.batch_execute("BEGIN").await?;
+        let read = async {
+            let a = column(client, "SELECT bal FROM bank_a ORDER BY id").await?;
+            let b = column(client, "SELECT bal FROM bank_b ORDER BY id").await?;
+            let transfers = column(client, "SELECT id FROM bank_log").await?;
+            client.batch_execute("COMMIT").await?;
+            Ok(Bank { a, b, transfers })
+        }
+        .await;
+        if read.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        read
+    }
+
+    /// The total is exact, no balance is negative, and every balance is what the logged
+    /// transfers imply (see [`bank_move`]): no transfer is seen in part.
+    fn check(&self) {
+        let total: i64 = self.a.iter().chain(&self.b).sum();
+        assert_eq!(total, 2 * BANK_ACCOUNTS * BANK_START, "the total changed");
+        assert!(
+            self.a.iter().chain(&self.b).all(|b| *b >= 0),
+            "a negative balance: {:?} {:?}",
+            self.a,
+            self.b
+        );
+        let mut a = vec![BANK_START; BANK_ACCOUNTS as usize];
+        let mut b = a.clone();
+        for id in &self.transfers {
+            let (a_to_b, x, y) = bank_move(*id);
+            let (from, to) = if a_to_b {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            from[x as usize - 1] -= 1;
+            to[y as usize - 1] += 1;
+        }
+        assert_eq!(
+            (&self.a, &self.b),
+            (&a, &b),
+            "balances disagree with the log"
+        );
+    }
+}
+
+/// What transfer `id` moves 1 between: from `bank_a` row `x` to `bank_b` row `y` if the
+/// flag is set, else from `bank_b` row `x` to `bank_a` row `y`.
+fn bank_move(id: i64) -> (bool, i64, i64) {
+    let (w, i) = (id >> 32, id & 0xffff_ffff);
+    (
+        (i + w) % 2 == 0,
+        (i * 5 + w) % BANK_ACCOUNTS + 1,
+        (i * 3 + 2 * w) % BANK_ACCOUNTS + 1,
+    )
+}
+
+/// What a transfer worker saw.
+#[derive(Default)]
+struct Transfers {
+    acked: BTreeSet<i64>,
+    /// Outcome unknown: the commit was sent and the connection or the commit failed.
+    unknown: BTreeSet<i64>,
+    /// Refused for want of funds.
+    refused: usize,
+}
+
+/// Transfers through `url` until `stop` (or until its node dies).
+async fn bank_worker(url: String, worker: i64, stop: Arc<AtomicBool>) -> Transfers {
+    let mut seen = Transfers::default();
+    let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+        return seen;
+    };
+    tokio::spawn(conn);
+    let mut i = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let id = worker << 32 | i;
+        let (a_to_b, from, to) = bank_move(id);
+        let (debit, credit) = if a_to_b {
+            ("bank_a", "bank_b")
+        } else {
+            ("bank_b", "bank_a")
+        };
+        let r = async {
+            client.batch_execute("BEGIN").await?;
+            let n = client
+                .execute(
+                    &format!("UPDATE {debit} SET bal = bal - 1 WHERE id = $1 AND bal >= 1"),
+                    &[&from],
+                )
+                .await?;
+            if n == 0 {
+                client.batch_execute("ROLLBACK").await?;
+                return Ok(false);
+            }
+            client
+                .execute(
+                    &format!("UPDATE {credit} SET bal = bal + 1 WHERE id = $1"),
+                    &[&to],
+                )
+                .await?;
+            client
+                .execute("INSERT INTO bank_log VALUES ($1)", &[&id])
+                .await?;
+            client.batch_execute("COMMIT").await?;
+            Ok::<bool, tokio_postgres::Error>(true)
+        }
+        .await;
+        match r {
+            Ok(true) => {
+                seen.acked.insert(id);
+            }
+            Ok(false) => seen.refused += 1,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                match e.code().map(|c| c.code()) {
+                    // A conflict, a deadlock, or no leaseholder for a moment.
+                    Some("40001" | "58000") => {}
+                    Some(code) if code != "40003" => panic!("transfer {id} failed: {e:?}"),
+                    _ => {
+                        seen.unknown.insert(id);
+                        if client.is_closed() {
+                            return seen;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    seen
+}
+
+/// Bank transfers between two tables in ranges on different nodes, coordinated from every
+/// node, while one node (a coordinator of transfers in flight and a leaseholder) is killed
+/// with SIGKILL and restarted: every consistent read sees the exact total and no partial
+/// transfer, every acknowledged transfer is there at the end and nothing else but
+/// transfers whose outcome was unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_keeps_its_total_through_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 3, 3);
+    let setup = connect_when_ready(&nodes[0]).await;
+    setup
+        .batch_execute(&format!(
+            "CREATE TABLE bank_a (id INT8 PRIMARY KEY, bal INT8 NOT NULL);
+             CREATE TABLE bank_b (id INT8 PRIMARY KEY, bal INT8 NOT NULL);
+             CREATE TABLE bank_log (id INT8 PRIMARY KEY);
+             INSERT INTO bank_a SELECT i, {BANK_START} FROM generate_series(1, {BANK_ACCOUNTS}) g(i);
+             INSERT INTO bank_b SELECT i, {BANK_START} FROM generate_series(1, {BANK_ACCOUNTS}) g(i);"
+        ))
+        .await
+        .unwrap();
+    let (ra, rb) = (
+        table_range(&setup, "bank_a").await,
+        table_range(&setup, "bank_b").await,
+    );
+    let victim = wait_for(Duration::from_secs(30), "a leaseholder", || {
+        leaseholder(&nodes, ra)
+    });
+    println!(
+        "bank_a: range {ra} led by node {}; bank_b: range {rb} led by node {:?}",
+        victim + 1,
+        leaseholder(&nodes, rb).map(|i| i + 1)
+    );
+    Bank::read(&setup).await.unwrap().check();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let url = nodes[w % 3].url();
+            tokio::spawn(bank_worker(url, w as i64 + 1, stop.clone()))
+        })
+        .collect();
+    let readers: Vec<_> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| {
+            let (url, stop) = (nodes[i].url(), stop.clone());
+            tokio::spawn(async move {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match Bank::read(&client).await {
+                        Ok(bank) => {
+                            bank.check();
+                            reads += 1;
+                        }
+                        Err(e) => {
+                            let code = e.code().map(|c| c.code().to_string());
+                            assert!(
+                                matches!(code.as_deref(), Some("40001" | "58000")),
+                                "read failed: {e:?}"
+                            );
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                reads
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    nodes[victim].kill();
+    println!("killed node {}", victim + 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    nodes[victim].start();
+    // Transfers through the restarted node again.
+    let more = tokio::spawn(bank_worker(nodes[victim].url(), 7, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut seen = Transfers::default();
+    for w in workers.into_iter().chain([more]) {
+        let t = w.await.unwrap();
+        seen.acked.extend(t.acked);
+        seen.unknown.extend(t.unknown);
+        seen.refused += t.refused;
+    }
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap();
+    }
+    println!(
+        "{} transfers acknowledged, {} unknown, {} refused for want of funds; {reads} consistent reads",
+        seen.acked.len(),
+        seen.unknown.len(),
+        seen.refused
+    );
+    assert!(
+        seen.acked.len() > 20,
+        "too few transfers: {}",
+        seen.acked.len()
+    );
+    assert!(reads > 10, "too few reads: {reads}");
+    // Read through the restarted node, within the lock TTL of the dead coordinator's
+    // transactions plus slack.
+    let client = connect_when_ready(&nodes[victim]).await;
+    let started = Instant::now();
+    let last = loop {
+        match Bank::read(&client).await {
+            Ok(bank) => break bank,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "final read: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    last.check();
+    let ids: BTreeSet<i64> = last.transfers.iter().copied().collect();
+    let lost: Vec<_> = seen.acked.difference(&ids).collect();
+    assert!(lost.is_empty(), "acknowledged transfers lost: {lost:?}");
+    let stray: Vec<_> = ids
+        .iter()
+        .filter(|id| !seen.acked.contains(id) && !seen.unknown.contains(id))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "transfers that failed are present: {stray:?}"
+    );
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
