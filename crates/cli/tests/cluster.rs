@@ -2,8 +2,13 @@
 //! SQL write load while the hot range's leaseholder is killed with SIGKILL, a restart that
 //! catches up, two simultaneous kills on five nodes, and the life-cycle mistakes an
 //! operator can make (init twice, join to nothing, a store of another cluster, a copied
-//! store) refused with a clear error.
+//! store) refused with a clear error; and distributed transactions through SIGKILL and
+//! restart: the bank invariants, and adya's list-append and rw-register histories checked
+//! as strict-serializable.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../../server/tests/support/adya_sql.rs"]
+mod adya_sql;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1007,6 +1012,35 @@ async fn bank_keeps_its_total_through_sigkill_and_restart() {
         stray.is_empty(),
         "transfers that failed are present: {stray:?}"
     );
+    for n in &nodes {
+        assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
+    }
+}
+
+/// adya's list-append and then rw-register workloads through all three nodes of a cluster
+/// of real processes, with both tables split into ranges spread over the nodes, while one
+/// node is killed with SIGKILL and restarted during each: both histories must be
+/// strict-serializable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adya_histories_stay_strict_serializable_through_sigkill() {
+    use adya::Valid;
+    use adya::r#gen::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = start_cluster(dir.path(), 3, 3);
+    let setup = connect_when_ready(&nodes[0]).await;
+    adya_sql::create_tables(&setup, "(3), (6), (10), (20), (40)").await;
+    drop(setup);
+    let urls: Vec<String> = nodes.iter().map(Node::url).collect();
+    for (seed, kind, victim) in [(1, Kind::ListAppend, 2), (2, Kind::RwRegister, 1)] {
+        let workload = tokio::spawn(adya_sql::run_workload(urls.clone(), kind, seed, 9, 6));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        nodes[victim].kill();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        nodes[victim].start();
+        let (valid, summary) = workload.await.unwrap();
+        println!("node {} killed and restarted: {summary}", victim + 1);
+        assert_eq!(valid, Valid::True, "{summary}");
+    }
     for n in &nodes {
         assert!(!n.log_text().contains("panicked"), "{}", n.log_text());
     }
