@@ -195,6 +195,15 @@ impl ClusterServer {
                 return;
             };
             let client = TxnClient::new(kv, tso, clock.clone(), txn_config);
+            // GC of old versions, run by the node leading the meta range.
+            let (gc_client, gc_node, mut gc_stop) =
+                (client.clone(), sql_node.clone(), sql_rx.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = gc_client.gc_loop(move || gc_node.leads_meta()) => {}
+                    _ = pgwire::stopped(&mut gc_stop) => {}
+                }
+            });
             let sql = SqlEngine::for_cluster(client.clone(), clock, ident.node_id);
             let pg = PgServer::from_listener(sql_listener, sql, pg_config, sql_rx);
             let _ = status.txn.set(client);

@@ -143,6 +143,14 @@ impl Server {
         });
         let http_task = serve_http(http_listener, status, rx.clone());
         let pg_task = tokio::spawn(pg.run());
+        // GC of old versions (this node holds every range).
+        let (gc_client, mut gc_stop) = (node.txn().clone(), rx.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = gc_client.gc_loop(|| true) => {}
+                _ = pgwire::stopped(&mut gc_stop) => {}
+            }
+        });
         tracing::info!(%sql_addr, %http_addr, store = %node.store().display(), "server started");
         Ok(Server {
             node,

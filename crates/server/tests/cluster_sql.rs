@@ -30,6 +30,11 @@ fn engine() -> Arc<GroupCommit<E>> {
 
 /// A three-node cluster where each table (ids 100 to 119) is a range of its own.
 async fn start() -> SqlCluster<E> {
+    start_with(txn::TxnConfig::default()).await
+}
+
+/// [`start`] with transactions configured by `txn`.
+async fn start_with(txn: txn::TxnConfig) -> SqlCluster<E> {
     let tso: Arc<dyn TimestampOracle> =
         Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
     let split_keys = server::cluster::table_splits(100..120);
@@ -41,6 +46,7 @@ async fn start() -> SqlCluster<E> {
             router: RouterConfig::default(),
             ..ClusterConfig::default()
         },
+        txn,
         ..SqlClusterConfig::default()
     };
     SqlCluster::start(
@@ -899,6 +905,69 @@ async fn bank_with_faults(seed: u64) {
     assert!(
         stray.is_empty(),
         "transfers that failed are present: {stray:?}"
+    );
+    c.shutdown().await;
+}
+
+/// GC run from one node while a transaction of another node reads: versions older than
+/// the GC TTL go (except the newest of each key at the safe point), the reader keeps its
+/// snapshot (it is younger than the TTL less its margin, so above the safe point), and once
+/// older than that limit it is refused (40001) instead of reading a collected snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_old_versions_and_keeps_every_running_snapshot() {
+    let c = start_with(txn::TxnConfig {
+        gc_ttl_ms: 2_000,
+        ..txn::TxnConfig::default()
+    })
+    .await;
+    let (one, two) = (
+        c.sql(1).unwrap().client.clone(),
+        c.sql(2).unwrap().client.clone(),
+    );
+    let mut key = codec::layout::table_prefix(TenantId::SYSTEM, TableId(100));
+    key.extend_from_slice(b"gc-test");
+    let write = |v: u32| {
+        let (client, key) = (two.clone(), key.clone());
+        async move {
+            let mut t = client.begin().await.unwrap();
+            t.put(key, v.to_be_bytes().to_vec()).unwrap();
+            t.commit().await.unwrap();
+        }
+    };
+    for v in 0..=5 {
+        write(v).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut reader = one.begin().await.unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        reader.get(&key).await.unwrap(),
+        Some(5u32.to_be_bytes().to_vec())
+    );
+    for v in 6..=10 {
+        write(v).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000).saturating_sub(started.elapsed())).await;
+    // Node 2 does not know the reader; the GC TTL protects it.
+    let report = two.gc().await.unwrap();
+    println!("GC from node 2: {report:?}");
+    assert!(
+        report.versions_deleted >= 5,
+        "versions 0 to 4 are older than the safe point: {report:?}"
+    );
+    assert_eq!(
+        reader.get(&key).await.unwrap(),
+        Some(5u32.to_be_bytes().to_vec()),
+        "the reader lost its snapshot"
+    );
+    tokio::time::sleep(Duration::from_millis(1_900).saturating_sub(started.elapsed())).await;
+    let err = reader.get(&key).await.unwrap_err();
+    assert!(matches!(err, txn::Error::TxnTooOld { .. }), "{err}");
+    assert!(err.is_retryable());
+    let mut fresh = one.begin().await.unwrap();
+    assert_eq!(
+        fresh.get(&key).await.unwrap(),
+        Some(10u32.to_be_bytes().to_vec())
     );
     c.shutdown().await;
 }

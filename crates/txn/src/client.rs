@@ -24,8 +24,16 @@ pub struct TxnConfig {
     pub lock_wait_timeout: Duration,
     /// Largest total size of one transaction's buffered writes.
     pub max_txn_bytes: usize,
-    /// Versions older than this (and not needed by a running transaction) may be removed.
+    /// Versions older than this (and not needed by a running transaction of this node)
+    /// may be removed. A transaction may not run longer than this less a margin (a tenth,
+    /// at most a minute): past that it fails with [`Error::TxnTooOld`], so GC on any node
+    /// never removes a version a running transaction of another node can still read.
+    /// Zero keeps no history and sets no limit (transactions of this node only are
+    /// protected: for single-node stores and tests).
     pub gc_ttl_ms: u64,
+    /// How often a node runs GC over the ranges (on a cluster, the node leading the meta
+    /// range does, one range at a time through each range's leaseholder).
+    pub gc_interval: Duration,
     /// How many times to retry a pessimistic lock that met a newer version.
     pub max_lock_retries: usize,
 }
@@ -39,6 +47,7 @@ impl Default for TxnConfig {
             // (pgbench -i -s 20); the writes are buffered in memory until commit.
             max_txn_bytes: 256 * 1024 * 1024,
             gc_ttl_ms: 4 * 60 * 60 * 1000,
+            gc_interval: Duration::from_secs(5 * 60),
             max_lock_retries: 32,
         }
     }
@@ -52,6 +61,9 @@ impl TxnConfig {
         }
         if self.max_txn_bytes == 0 {
             return Err("max_txn_bytes must be positive".into());
+        }
+        if self.gc_interval.is_zero() {
+            return Err("gc_interval must be positive".into());
         }
         Ok(())
     }
@@ -180,6 +192,32 @@ impl TxnClient {
         Ok(report)
     }
 
+    /// Runs [`TxnClient::gc`] every configured interval while `responsible()` says this
+    /// node is the one to (on a cluster, the leader of the meta range), logging what each
+    /// run did. Never returns: run it as a task and drop or abort it to stop.
+    pub async fn gc_loop(&self, responsible: impl Fn() -> bool) {
+        let mut every = tokio::time::interval(self.inner.config.gc_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if !responsible() {
+                continue;
+            }
+            match self.gc().await {
+                Ok(r) => tracing::info!(
+                    safe_point = %r.safe_point,
+                    keys_scanned = r.keys_scanned,
+                    versions_deleted = r.versions_deleted,
+                    "GC pass done"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "GC pass failed; retrying at the next interval")
+                }
+            }
+        }
+    }
+
     /// Returns the key-value service under the transactions (for splits and other
     /// administration of ranges).
     pub fn kv(&self) -> &Arc<dyn KvService> {
@@ -195,6 +233,21 @@ impl TxnClient {
 impl Inner {
     fn active(&self) -> std::sync::MutexGuard<'_, BTreeMap<Timestamp, usize>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails with [`Error::TxnTooOld`] if a transaction started at `start_ts` has run too
+    /// long for GC to keep its snapshot (see [`TxnConfig::gc_ttl_ms`]).
+    pub(crate) fn check_age(&self, start_ts: Timestamp) -> Result<()> {
+        let ttl = self.config.gc_ttl_ms;
+        if ttl == 0 {
+            return Ok(());
+        }
+        let limit_ms = ttl - (ttl / 10).min(60_000);
+        let age_ms = self.clock.now_ms().saturating_sub(start_ts.physical_ms());
+        if age_ms >= limit_ms {
+            return Err(Error::TxnTooOld { age_ms, limit_ms });
+        }
+        Ok(())
     }
 
     /// Returns the lock TTL (ms after `start_ts`) that protects locks taken now for the

@@ -25,6 +25,11 @@ pub enum Error {
         key: Vec<u8>,
         holder: base::Timestamp,
     },
+    /// The transaction ran longer than GC keeps history for its snapshot.
+    #[error(
+        "transaction too old: it has run {age_ms} ms, and versions it may read are kept only {limit_ms} ms (the GC TTL less a margin)"
+    )]
+    TxnTooOld { age_ms: u64, limit_ms: u64 },
     /// An empty key.
     #[error("empty key: keys must have at least one byte")]
     EmptyKey,
@@ -98,7 +103,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Kv(e) => e.is_retryable(),
-            Error::LockWaitTimeout { .. } | Error::Deadlock { .. } => true,
+            Error::LockWaitTimeout { .. } | Error::Deadlock { .. } | Error::TxnTooOld { .. } => {
+                true
+            }
             _ => false,
         }
     }

@@ -234,12 +234,12 @@ impl Transaction {
         self.writes.is_empty() && self.locked.is_empty()
     }
 
+    /// Fails if the transaction is finished, or too old to read or commit.
     fn check_active(&self) -> Result<()> {
         if self.finished {
-            Err(Error::Finished)
-        } else {
-            Ok(())
+            return Err(Error::Finished);
         }
+        self.client.check_age(self.start_ts)
     }
 
     /// Reads a key.

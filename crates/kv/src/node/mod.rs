@@ -306,6 +306,14 @@ impl<E: Engine> ClusterNode<E> {
         self.store.get()
     }
 
+    /// Returns true if this node's replica of the meta range leads it (the node that runs
+    /// the cluster-wide chores, such as GC).
+    pub fn leads_meta(&self) -> bool {
+        self.store()
+            .and_then(|s| s.get(META_RANGE))
+            .is_some_and(|r| r.is_leader())
+    }
+
     /// Returns the key-value service as this node sees it, once it belongs to a cluster.
     pub fn kv(&self) -> Option<Arc<DistKv>> {
         self.kv.get().cloned()
