@@ -86,6 +86,10 @@ pub(crate) struct Inner {
     active: Mutex<BTreeMap<Timestamp, usize>>,
     /// Transactions between asking for a start timestamp and registering it.
     beginning: AtomicUsize,
+    /// Commits of secondaries still running in the background.
+    background: AtomicUsize,
+    /// Notified when `background` drops to zero.
+    settled: tokio::sync::Notify,
 }
 
 /// Begins transactions against a key-value service. Cheap to clone.
@@ -109,6 +113,8 @@ impl TxnClient {
             config,
             active: Mutex::new(BTreeMap::new()),
             beginning: AtomicUsize::new(0),
+            background: AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
         };
         TxnClient {
             inner: Arc::new(inner),
@@ -218,6 +224,21 @@ impl TxnClient {
         }
     }
 
+    /// Waits until the work committed transactions left to the background (committing
+    /// their secondaries) is done: before a clean shutdown, or where a test looks at
+    /// locks.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.inner.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.background.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Returns the key-value service under the transactions (for splits and other
     /// administration of ranges).
     pub fn kv(&self) -> &Arc<dyn KvService> {
@@ -257,6 +278,22 @@ impl Inner {
             .now_ms()
             .saturating_sub(start_ts.physical_ms())
             .saturating_add(self.config.lock_ttl_ms)
+    }
+
+    /// Runs `work` in the background, counted until it is done (see
+    /// [`TxnClient::settled`]).
+    pub(crate) fn in_background(
+        self: &Arc<Self>,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.background.fetch_add(1, Ordering::SeqCst);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            work.await;
+            if inner.background.fetch_sub(1, Ordering::SeqCst) == 1 {
+                inner.settled.notify_waiters();
+            }
+        });
     }
 
     /// Forgets a finished transaction.

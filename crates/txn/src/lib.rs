@@ -11,7 +11,7 @@
 //!  commit ── all keys and reads in one range? ── OnePhaseCommit (the range picks commit_ts)
 //!     │                                   else ── Prewrite per range, commit_ts from the oracle,
 //!     │                                           ValidateReads per range, Commit primary,
-//!     │                                           Commit secondaries
+//!     │                                           Commit secondaries (in the background)
 //!     └── serializable: each read is validated against commit_ts
 //! ```
 //!

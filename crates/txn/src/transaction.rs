@@ -764,26 +764,36 @@ impl Transaction {
         if stop == Some(CommitStop::AfterPrimary) {
             return Ok(Some(commit_ts));
         }
-        // The transaction is committed. Secondaries that fail to commit here are rolled
-        // forward by whoever meets their locks.
-        for g in groups.values() {
-            let keys: Vec<Vec<u8>> = g
-                .mutations
-                .iter()
-                .map(|m| m.key().to_vec())
-                .filter(|k| *k != primary)
-                .collect();
-            if keys.is_empty() {
-                continue;
-            }
-            let req = Request::Commit {
-                keys,
-                start_ts: self.start_ts,
-                commit_ts,
-            };
-            if let Err(e) = self.client.kv.send(req).await {
-                tracing::warn!(error = %e, start_ts = %self.start_ts, "committing secondaries failed");
-            }
+        // The transaction is committed: the secondaries are committed in the background,
+        // one request per range at once. Any that fail (or that a reader meets first) are
+        // rolled forward by whoever meets their locks.
+        let secondaries: Vec<Vec<Vec<u8>>> = groups
+            .values()
+            .map(|g| {
+                g.mutations
+                    .iter()
+                    .map(|m| m.key().to_vec())
+                    .filter(|k| *k != primary)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|keys| !keys.is_empty())
+            .collect();
+        if !secondaries.is_empty() {
+            let (client, start_ts) = (self.client.clone(), self.start_ts);
+            self.client.in_background(async move {
+                let commits = secondaries.into_iter().map(|keys| {
+                    client.kv.send(Request::Commit {
+                        keys,
+                        start_ts,
+                        commit_ts,
+                    })
+                });
+                for r in futures::future::join_all(commits).await {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, %start_ts, "committing secondaries failed");
+                    }
+                }
+            });
         }
         Ok(Some(commit_ts))
     }
@@ -817,21 +827,24 @@ impl Transaction {
         meta: &TxnMeta,
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
-        for g in groups.values().filter(|g| !g.mutations.is_empty()) {
-            self.prewrite(meta, g.mutations.clone()).await?;
-        }
+        // Every range at once.
+        let prewrites = groups
+            .values()
+            .filter(|g| !g.mutations.is_empty())
+            .map(|g| self.prewrite(meta, g.mutations.clone()));
+        futures::future::try_join_all(prewrites).await?;
         if stop == Some(CommitStop::AfterPrewrite) {
             return Ok(None);
         }
         let commit_ts = self.client.tso.timestamp().await?;
-        for g in groups.values().filter(|g| !g.reads.is_empty()) {
-            let req = Request::ValidateReads {
+        let validations = groups.values().filter(|g| !g.reads.is_empty()).map(|g| {
+            self.client.kv.send(Request::ValidateReads {
                 reads: g.reads.clone(),
                 start_ts: self.start_ts,
                 commit_ts,
-            };
-            self.client.kv.send(req).await?;
-        }
+            })
+        });
+        futures::future::try_join_all(validations).await?;
         Ok(Some(commit_ts))
     }
 }

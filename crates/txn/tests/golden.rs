@@ -272,7 +272,10 @@ impl goldenscript::Runner for Runner {
                 let ms: u64 = positional(cmd).pop().ok_or("advance MS")?.parse()?;
                 self.clock.advance(ms);
             }
-            "dump" => return self.dump(),
+            "dump" => {
+                self.rt.block_on(self.client.settled());
+                return self.dump();
+            }
             other => return Err(format!("unknown command {other}").into()),
         }
         Ok(out)
