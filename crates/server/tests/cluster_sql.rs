@@ -971,3 +971,33 @@ async fn gc_removes_old_versions_and_keeps_every_running_snapshot() {
     );
     c.shutdown().await;
 }
+
+/// A transaction larger than one request may carry (1 MiB per range) commits in chunks:
+/// an insert of ~5 MB into one range, then an update of every row, are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_a_request_commits_in_chunks() {
+    let c = start().await;
+    let n1 = connect(&c.url(1).unwrap()).await.unwrap();
+    n1.batch_execute(
+        "CREATE TABLE big (id INT PRIMARY KEY, v TEXT);
+         INSERT INTO big SELECT i, repeat('x', 200) FROM generate_series(1, 20000) g(i);",
+    )
+    .await
+    .unwrap();
+    let n2 = connect(&c.url(2).unwrap()).await.unwrap();
+    n2.batch_execute("UPDATE big SET v = repeat('y', 200)")
+        .await
+        .unwrap();
+    let row = n2
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE v = repeat('y', 200)) FROM big",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (20_000, 20_000)
+    );
+    c.shutdown().await;
+}

@@ -77,6 +77,14 @@ impl Inner {
             Response::TxnStatus(s) => s,
             other => return Err(unexpected("CheckTxnStatus", &other)),
         };
+        tracing::debug!(
+            key = %codec::layout::pretty(&lock.key),
+            holder = %lock.start_ts,
+            kind = ?lock.kind,
+            expired,
+            ?status,
+            "met a lock"
+        );
         let commit_ts = match status {
             TxnStatus::Committed(ts) => Some(ts),
             TxnStatus::RolledBack => None,

@@ -617,13 +617,15 @@ impl Transaction {
                 .push(k);
         }
         for keys in by_range.into_values() {
-            self.client
-                .kv
-                .send(Request::Rollback {
-                    keys,
-                    start_ts: self.start_ts,
-                })
-                .await?;
+            for keys in chunks(keys, Vec::len) {
+                self.client
+                    .kv
+                    .send(Request::Rollback {
+                        keys,
+                        start_ts: self.start_ts,
+                    })
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -645,7 +647,12 @@ impl Transaction {
         let leased: Vec<(Vec<u8>, Timestamp)> =
             leased.into_iter().map(|(k, (ts, _))| (k, ts)).collect();
         let mut groups = self.group(mutations, reads).await?;
-        if groups.len() == 1 && stop.is_none() && !self.prewritten_early {
+        let small = || {
+            groups
+                .values()
+                .all(|g| g.mutations.iter().map(mutation_bytes).sum::<usize>() <= MAX_REQUEST_BYTES)
+        };
+        if groups.len() == 1 && stop.is_none() && !self.prewritten_early && small() {
             let (_, g) = groups.into_iter().next().expect("one group");
             let (mutations, reads) = (g.mutations.clone(), g.reads.clone());
             match self.commit_one_phase(g, deadline).await {
@@ -777,6 +784,7 @@ impl Transaction {
                     .collect::<Vec<_>>()
             })
             .filter(|keys| !keys.is_empty())
+            .flat_map(|keys| chunks(keys, Vec::len))
             .collect();
         if !secondaries.is_empty() {
             let (client, start_ts) = (self.client.clone(), self.start_ts);
@@ -827,11 +835,16 @@ impl Transaction {
         meta: &TxnMeta,
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
-        // Every range at once.
+        // Every range at once (a range's chunks one after another).
         let prewrites = groups
             .values()
             .filter(|g| !g.mutations.is_empty())
-            .map(|g| self.prewrite(meta, g.mutations.clone()));
+            .map(|g| async move {
+                for chunk in chunks(g.mutations.clone(), mutation_bytes) {
+                    self.prewrite(meta, chunk).await?;
+                }
+                Ok::<(), Error>(())
+            });
         futures::future::try_join_all(prewrites).await?;
         if stop == Some(CommitStop::AfterPrewrite) {
             return Ok(None);
@@ -910,4 +923,62 @@ fn group_of<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut 
         mutations: Vec::new(),
         reads: ReadSet::default(),
     })
+}
+
+/// Most bytes of keys and values one prewrite, commit or rollback request carries: a
+/// transaction with more in one range sends several (and commits in two phases), so no Raft
+/// entry or RPC message grows with the transaction.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Returns the bytes of keys and values `m` carries.
+fn mutation_bytes(m: &Mutation) -> usize {
+    match m {
+        Mutation::Put { key, value } => key.len() + value.len(),
+        Mutation::Delete { key } | Mutation::Lock { key } => key.len(),
+    }
+}
+
+/// Cuts `items` into runs of at most [`MAX_REQUEST_BYTES`] (by `bytes`; an item larger
+/// than that goes alone).
+fn chunks<T>(items: Vec<T>, bytes: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let b = bytes(&item);
+        match out.last_mut() {
+            Some(run) if size + b <= MAX_REQUEST_BYTES => run.push(item),
+            _ => {
+                out.push(vec![item]);
+                size = 0;
+            }
+        }
+        size += b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_stay_under_the_request_limit_and_keep_every_item_in_order() {
+        let item = MAX_REQUEST_BYTES / 3;
+        let items: Vec<usize> = vec![item, item, item, item, MAX_REQUEST_BYTES * 2, 1, 1];
+        let runs = chunks(items.clone(), |b| *b);
+        assert_eq!(runs.concat(), items);
+        assert_eq!(
+            runs,
+            vec![
+                vec![item, item, item],
+                vec![item],
+                vec![MAX_REQUEST_BYTES * 2],
+                vec![1, 1]
+            ]
+        );
+        for run in &runs {
+            assert!(run.len() == 1 || run.iter().sum::<usize>() <= MAX_REQUEST_BYTES);
+        }
+        assert!(chunks(Vec::<usize>::new(), |b| *b).is_empty());
+    }
 }
