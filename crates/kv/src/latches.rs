@@ -80,7 +80,7 @@ impl Latches {
         for k in keys {
             let m = lock(&self.table).get(k).cloned();
             if let Some(m) = m {
-                drop(m.lock().await);
+                self.wait_for(k, m).await;
             }
         }
     }
@@ -89,10 +89,24 @@ impl Latches {
     pub async fn wait_span(&self, span: &Span) {
         let held: Vec<_> = {
             let table = lock(&self.table);
-            range(&table, span).map(|(_, m)| m.clone()).collect()
+            range(&table, span)
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect()
         };
-        for m in held {
-            drop(m.lock().await);
+        for (k, m) in held {
+            self.wait_for(&k, m).await;
+        }
+    }
+
+    /// Waits for the latch `m` on `k` to be free, then removes it from the table if
+    /// nobody else holds or awaits it: a holder that let go while this waiter still had
+    /// the latch in hand left it there (it removes only latches nobody else has).
+    async fn wait_for(&self, k: &[u8], m: Arc<AsyncMutex<()>>) {
+        drop(m.lock().await);
+        drop(m);
+        let mut table = lock(&self.table);
+        if table.get(k).is_some_and(|m| Arc::strong_count(m) == 1) {
+            table.remove(k);
         }
     }
 
@@ -196,5 +210,23 @@ mod tests {
         l.wait_keys(&keys(&["a", "n"])).await;
         drop(g);
         reader.await.unwrap();
+        assert!(
+            l.is_empty(),
+            "a latch released while a reader waited on it leaves the table"
+        );
+        // Waiting on a key and a span at once, then a new holder: still no leftovers.
+        let g = l.acquire(keys(&["k"])).await;
+        let (l2, l3) = (l.clone(), l.clone());
+        let a = tokio::spawn(async move { l2.wait_keys(&keys(&["k"])).await });
+        let b = tokio::spawn(async move { l3.wait_span(&Span::new("j", "l")).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(g);
+        a.await.unwrap();
+        b.await.unwrap();
+        assert_eq!(
+            l.find_foreign([&b"k"[..]], [], &l.acquire(vec![]).await),
+            None
+        );
+        assert!(l.is_empty());
     }
 }

@@ -493,12 +493,34 @@ impl Transaction {
             }
         }
         for reads in by_range.into_values() {
-            let req = Request::ValidateReads {
-                reads,
-                start_ts: self.start_ts,
-                commit_ts: ts,
-            };
-            self.client.kv.send(req).await?;
+            let mut waits = 0;
+            loop {
+                let req = Request::ValidateReads {
+                    reads: reads.clone(),
+                    start_ts: self.start_ts,
+                    commit_ts: ts,
+                };
+                match self.client.kv.send(req).await {
+                    Ok(_) => break,
+                    // Another transaction's write lock on a key read (a DDL's catalog
+                    // fence, say): it may yet roll back. Wait a little for it to go rather
+                    // than fail at once and have the retry meet the same lock.
+                    Err(kv::Error::Mvcc(mvcc::Error::ReadLocked { key, lock_ts, .. }))
+                        if waits < REFRESH_LOCK_WAITS =>
+                    {
+                        waits += 1;
+                        self.client
+                            .kv
+                            .send(Request::WaitLock {
+                                key,
+                                start_ts: lock_ts,
+                                timeout_ms: REFRESH_LOCK_WAIT.as_millis() as u64,
+                            })
+                            .await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         for t in self.reads.keys.values_mut() {
             *t = ts;
@@ -924,6 +946,12 @@ fn group_of<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut 
         reads: ReadSet::default(),
     })
 }
+
+/// How many times, and how long each, a read refresh waits for a write lock on a key it
+/// read before it reports the conflict (bounded: the waiter may hold locks the holder
+/// waits for).
+const REFRESH_LOCK_WAITS: usize = 4;
+const REFRESH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Most bytes of keys and values one prewrite, commit or rollback request carries: a
 /// transaction with more in one range sends several (and commits in two phases), so no Raft
