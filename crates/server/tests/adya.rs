@@ -19,53 +19,15 @@ use std::time::Duration;
 use adya::Valid;
 use adya::r#gen::Kind;
 use adya_sql::run_workload;
-use base::{SystemClock, TableId, TenantId};
-use kv::cluster::ClusterConfig;
-use kv::tso::{LocalTso, TimestampOracle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use server::cluster::{SqlCluster, SqlClusterConfig};
-use storage::{GroupCommit, MemoryEngine};
+use server::cluster::SqlCluster;
+use storage::MemoryEngine;
 
 type E = MemoryEngine;
 
 /// Keys at which both tables are split (adya's keys count up from 1 as it retires them).
 const SPLITS: &str = "(3), (6), (10), (20), (40)";
-
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("TESSERA_SEED") {
-        return vec![s.parse().expect("TESSERA_SEED is a number")];
-    }
-    let n = std::env::var("TESSERA_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    (1..=n).collect()
-}
-
-async fn start() -> SqlCluster<E> {
-    let engine = || Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
-    let tso: Arc<dyn TimestampOracle> =
-        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
-    let config = SqlClusterConfig {
-        kv: ClusterConfig {
-            // User tables (ids from 100) apart from the meta range.
-            split_keys: server::cluster::table_splits(100..101),
-            heartbeat_ms: 50,
-            election_timeout_ms: (300, 600),
-            ..ClusterConfig::default()
-        },
-        ..SqlClusterConfig::default()
-    };
-    SqlCluster::start(
-        vec![engine(), engine(), engine()],
-        tso,
-        Arc::new(SystemClock),
-        config,
-    )
-    .await
-    .unwrap()
-}
 
 /// Creates adya's tables, splits them and spreads the leaders of their ranges over the
 /// nodes; returns the ranges.
@@ -74,24 +36,8 @@ async fn prepare(c: &SqlCluster<E>) -> Vec<u64> {
     adya_sql::create_tables(&client, SPLITS).await;
     let mut ranges = Vec::new();
     for table in ["adya_lists", "adya_regs"] {
-        let oid: i64 = client
-            .query_one(
-                "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
-                &[&table],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64));
-        let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64 + 1));
-        ranges.extend(
-            c.kv()
-                .ranges()
-                .into_iter()
-                .map(|r| r.desc)
-                .filter(|d| d.span.start < end && (d.span.end.is_empty() || start < d.span.end))
-                .map(|d| d.id),
-        );
+        let descs = common::ranges_of_table(c, &client, table).await;
+        ranges.extend(descs.into_iter().map(|d| d.id));
     }
     ranges.sort_unstable();
     ranges.dedup();
@@ -125,7 +71,8 @@ fn urls(c: &SqlCluster<E>) -> Vec<String> {
 
 async fn seed_run(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let c = Arc::new(start().await);
+    // User tables (ids from 100) apart from the meta range.
+    let c = Arc::new(common::start_cluster(100..101, Default::default()).await);
     let ranges = prepare(&c).await;
     let drop_per_mille = rng.random_range(0..=20);
     let max_delay = Duration::from_millis(rng.random_range(0..=5));
@@ -178,7 +125,7 @@ async fn seed_run(seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adya_histories_are_strict_serializable_under_faults() {
-    for seed in seeds() {
+    for seed in common::seeds(10) {
         if let Err(e) = tokio::spawn(seed_run(seed)).await {
             panic!("adya failed with seed {seed} (replay: TESSERA_SEED={seed}): {e}");
         }

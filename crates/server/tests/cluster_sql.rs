@@ -11,22 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base::{SystemClock, TableId, TenantId};
-use common::connect;
-use kv::RouterConfig;
-use kv::cluster::ClusterConfig;
-use kv::tso::{LocalTso, TimestampOracle};
-use server::cluster::{SqlCluster, SqlClusterConfig};
-use storage::{GroupCommit, MemoryEngine};
+use base::{TableId, TenantId};
+use common::{connect, ranges_of_table, table_id};
+use server::cluster::SqlCluster;
+use storage::MemoryEngine;
 
 type E = MemoryEngine;
 
 const ACCOUNTS: i32 = 8;
 const START_BALANCE: i64 = 100;
-
-fn engine() -> Arc<GroupCommit<E>> {
-    Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())))
-}
 
 /// A three-node cluster where each table (ids 100 to 119) is a range of its own.
 async fn start() -> SqlCluster<E> {
@@ -35,41 +28,7 @@ async fn start() -> SqlCluster<E> {
 
 /// [`start`] with transactions configured by `txn`.
 async fn start_with(txn: txn::TxnConfig) -> SqlCluster<E> {
-    let tso: Arc<dyn TimestampOracle> =
-        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
-    let split_keys = server::cluster::table_splits(100..120);
-    let config = SqlClusterConfig {
-        kv: ClusterConfig {
-            split_keys,
-            heartbeat_ms: 50,
-            election_timeout_ms: (300, 600),
-            router: RouterConfig::default(),
-            ..ClusterConfig::default()
-        },
-        txn,
-        ..SqlClusterConfig::default()
-    };
-    SqlCluster::start(
-        vec![engine(), engine(), engine()],
-        tso,
-        Arc::new(SystemClock),
-        config,
-    )
-    .await
-    .unwrap()
-}
-
-/// Returns table `name`'s id.
-async fn table_id(client: &tokio_postgres::Client, name: &str) -> u64 {
-    let id: i64 = client
-        .query_one(
-            "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    id as u64
+    common::start_cluster(100..120, txn).await
 }
 
 /// Returns the range holding table `name`'s rows.
@@ -227,6 +186,25 @@ impl Bank {
     }
 }
 
+impl Bank {
+    /// Checks the last read of a run: consistent, every acknowledged transfer present, and
+    /// nothing else but transfers whose outcome was unknown.
+    fn check_final(&self, acked: &BTreeSet<i64>, ambiguous: &BTreeSet<i64>) {
+        self.check();
+        let ids: BTreeSet<i64> = self.transfers.iter().copied().collect();
+        let lost: Vec<_> = acked.difference(&ids).collect();
+        assert!(lost.is_empty(), "acknowledged transfers lost: {lost:?}");
+        let stray: Vec<_> = ids
+            .iter()
+            .filter(|id| !acked.contains(id) && !ambiguous.contains(id))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "transfers that failed are present: {stray:?}"
+        );
+    }
+}
+
 /// Reads the whole bank in one transaction.
 async fn snapshot(client: &tokio_postgres::Client) -> Result<Bank, tokio_postgres::Error> {
     async fn column(
@@ -246,6 +224,34 @@ async fn snapshot(client: &tokio_postgres::Client) -> Result<Bank, tokio_postgre
     let transfers = column(client, "SELECT id FROM transfers").await?;
     client.batch_execute("COMMIT").await?;
     Ok(Bank { a, b, transfers })
+}
+
+/// Reads the whole bank through `url` until `stop`, checking every read; a read that fails
+/// must fail with one of the SQLSTATEs in `allowed`. Returns how many reads succeeded.
+async fn bank_reader(
+    url: String,
+    stop: Arc<AtomicBool>,
+    allowed: &'static [&'static str],
+) -> usize {
+    let client = connect(&url).await.unwrap();
+    let mut reads = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match snapshot(&client).await {
+            Ok(bank) => {
+                bank.check();
+                reads += 1;
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                let code = e.code().map(|c| c.code());
+                assert!(
+                    code.is_some_and(|c| allowed.contains(&c)),
+                    "read failed: {e:?}"
+                );
+            }
+        }
+    }
+    reads
 }
 
 /// Moves 1 from `acc_a` to `acc_b` in transfer `id` until `stop`; returns the transfers
@@ -324,29 +330,11 @@ async fn bank_stays_consistent_while_a_leaseholder_dies() {
         .enumerate()
         .map(|(w, &node)| tokio::spawn(transfers(c.url(node).unwrap(), w as i64, stop.clone())))
         .collect();
-    let reader_url = c.url(others[0]).unwrap();
-    let reader_stop = stop.clone();
-    let reader = tokio::spawn(async move {
-        let client = connect(&reader_url).await.unwrap();
-        let mut reads = 0;
-        while !reader_stop.load(Ordering::Relaxed) {
-            match snapshot(&client).await {
-                Ok(bank) => {
-                    bank.check();
-                    reads += 1;
-                }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    assert_eq!(
-                        e.code().map(|c| c.code()),
-                        Some("40001"),
-                        "read failed: {e:?}"
-                    );
-                }
-            }
-        }
-        reads
-    });
+    let reader = tokio::spawn(bank_reader(
+        c.url(others[0]).unwrap(),
+        stop.clone(),
+        &["40001"],
+    ));
 
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let killed_at = Instant::now();
@@ -395,36 +383,8 @@ async fn bank_stays_consistent_while_a_leaseholder_dies() {
     // transfer that failed.
     let check = connect(&c.url(victim).unwrap()).await.unwrap();
     let last = snapshot(&check).await.unwrap();
-    last.check();
-    let ids: BTreeSet<i64> = last.transfers.iter().copied().collect();
-    assert!(
-        acked.is_subset(&ids),
-        "acknowledged transfers missing: {:?}",
-        acked.difference(&ids).collect::<Vec<_>>()
-    );
-    assert!(
-        ids.iter()
-            .all(|id| acked.contains(id) || ambiguous.contains(id)),
-        "a transfer that failed is present"
-    );
+    last.check_final(&acked, &ambiguous);
     c.shutdown().await;
-}
-
-/// Returns the ranges holding table `name`'s rows, in key order.
-async fn ranges_of_table(
-    c: &SqlCluster<E>,
-    client: &tokio_postgres::Client,
-    name: &str,
-) -> Vec<kv::RangeDesc> {
-    let id = table_id(client, name).await;
-    let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id));
-    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id + 1));
-    c.kv()
-        .ranges()
-        .into_iter()
-        .map(|r| r.desc)
-        .filter(|d| d.span.start < end && (d.span.end.is_empty() || start < d.span.end))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,17 +716,6 @@ async fn a_transaction_whose_coordinator_stops_mid_commit_is_all_or_nothing() {
     c.shutdown().await;
 }
 
-fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("TESSERA_SEED") {
-        return vec![s.parse().expect("TESSERA_SEED is a number")];
-    }
-    let n = std::env::var("TESSERA_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    (1..=n).collect()
-}
-
 /// The bank workload (transfers between two tables in ranges led by different nodes, with
 /// a log table in a third) under seeded faults, ten seeds by default: lossy and slow links
 /// throughout, and per seed either the leaseholder of one account table is killed and
@@ -776,7 +725,7 @@ fn seeds() -> Vec<u64> {
 /// `TESSERA_SEED=n`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_holds_under_seeded_faults() {
-    for seed in seeds() {
+    for seed in common::seeds(10) {
         let started = Instant::now();
         if let Err(e) = tokio::spawn(bank_with_faults(seed)).await {
             panic!("bank failed with seed {seed} (replay: TESSERA_SEED={seed}): {e}");
@@ -826,29 +775,11 @@ async fn bank_with_faults(seed: u64) {
             tokio::spawn(transfers(url, w as i64, stop.clone()))
         })
         .collect();
-    let reader_url = c.url(others[0]).unwrap();
-    let reader_stop = stop.clone();
-    let reader = tokio::spawn(async move {
-        let client = connect(&reader_url).await.unwrap();
-        let mut reads = 0;
-        while !reader_stop.load(Ordering::Relaxed) {
-            match snapshot(&client).await {
-                Ok(bank) => {
-                    bank.check();
-                    reads += 1;
-                }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    let code = e.code().map(|c| c.code().to_string());
-                    assert!(
-                        matches!(code.as_deref(), Some("40001" | "58000")),
-                        "read failed: {e:?}"
-                    );
-                }
-            }
-        }
-        reads
-    });
+    let reader = tokio::spawn(bank_reader(
+        c.url(others[0]).unwrap(),
+        stop.clone(),
+        &["40001", "58000"],
+    ));
     tokio::time::sleep(Duration::from_millis(rng.random_range(500..1_500))).await;
     if kill {
         c.kill(victim).await;
@@ -894,18 +825,7 @@ async fn bank_with_faults(seed: u64) {
             }
         }
     };
-    last.check();
-    let ids: BTreeSet<i64> = last.transfers.iter().copied().collect();
-    let lost: Vec<_> = acked.difference(&ids).collect();
-    assert!(lost.is_empty(), "acknowledged transfers lost: {lost:?}");
-    let stray: Vec<_> = ids
-        .iter()
-        .filter(|id| !acked.contains(id) && !ambiguous.contains(id))
-        .collect();
-    assert!(
-        stray.is_empty(),
-        "transfers that failed are present: {stray:?}"
-    );
+    last.check_final(&acked, &ambiguous);
     c.shutdown().await;
 }
 

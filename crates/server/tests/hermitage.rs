@@ -27,12 +27,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base::{SystemClock, TableId, TenantId};
 use common::TestServer;
-use kv::cluster::ClusterConfig;
-use kv::tso::{LocalTso, TimestampOracle};
-use server::cluster::{SqlCluster, SqlClusterConfig};
-use storage::{GroupCommit, MemoryEngine};
+use server::cluster::SqlCluster;
+use storage::MemoryEngine;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -922,31 +919,6 @@ enum Target {
     Cluster(Box<SqlCluster<MemoryEngine>>),
 }
 
-/// Starts the three-node cluster.
-async fn cluster() -> SqlCluster<MemoryEngine> {
-    let engine = || Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
-    let tso: Arc<dyn TimestampOracle> =
-        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
-    let config = SqlClusterConfig {
-        kv: ClusterConfig {
-            // User tables (ids from 100) apart from the meta range.
-            split_keys: server::cluster::table_splits(100..101),
-            heartbeat_ms: 50,
-            election_timeout_ms: (300, 600),
-            ..ClusterConfig::default()
-        },
-        ..SqlClusterConfig::default()
-    };
-    SqlCluster::start(
-        vec![engine(), engine(), engine()],
-        tso,
-        Arc::new(SystemClock),
-        config,
-    )
-    .await
-    .unwrap()
-}
-
 /// Creates a fresh `test` table on the cluster, splits it between its rows and has the two
 /// ranges led by different nodes.
 async fn cluster_table(c: &SqlCluster<MemoryEngine>, client: &Client) {
@@ -956,19 +928,9 @@ async fn cluster_table(c: &SqlCluster<MemoryEngine>, client: &Client) {
         ))
         .await
         .unwrap();
-    let oid: i64 = client
-        .query_one("select oid::int8 from pg_class where relname = 'test'", &[])
+    let ranges: Vec<u64> = common::ranges_of_table(c, client, "test")
         .await
-        .unwrap()
-        .get(0);
-    let prefix = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64));
-    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(oid as u64 + 1));
-    let ranges: Vec<u64> = c
-        .kv()
-        .ranges()
         .into_iter()
-        .map(|r| r.desc)
-        .filter(|d| d.span.start < end && (d.span.end.is_empty() || prefix < d.span.end))
         .map(|d| d.id)
         .collect();
     assert_eq!(ranges.len(), 2, "test is split in two: {ranges:?}");
@@ -1057,7 +1019,9 @@ async fn hermitage_cockroachdb_cases_at_serializable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hermitage_cockroachdb_cases_on_a_three_node_cluster() {
-    let target = Target::Cluster(Box::new(cluster().await));
+    // User tables (ids from 100) apart from the meta range.
+    let cluster = common::start_cluster(100..101, Default::default()).await;
+    let target = Target::Cluster(Box::new(cluster));
     run_all(&target).await;
     if let Target::Cluster(c) = target {
         c.shutdown().await;

@@ -177,3 +177,85 @@ pub async fn run_extended(client: &Client, sql: &str) -> Result<Output, DbError>
         .collect();
     Ok(Output::Rows(rows, ncols))
 }
+
+/// A three-node SQL cluster in this process on in-memory stores, with fast Raft timing;
+/// every table id in `tables` starts as a range of its own (the meta range holds the rest
+/// below them).
+pub async fn start_cluster(
+    tables: std::ops::Range<u64>,
+    txn: txn::TxnConfig,
+) -> server::cluster::SqlCluster<storage::MemoryEngine> {
+    use std::sync::Arc;
+
+    use base::SystemClock;
+    use kv::cluster::ClusterConfig;
+    use kv::tso::{LocalTso, TimestampOracle};
+    use server::cluster::{SqlCluster, SqlClusterConfig};
+    use storage::{GroupCommit, MemoryEngine};
+
+    let engine = || Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
+    let tso: Arc<dyn TimestampOracle> =
+        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
+    let config = SqlClusterConfig {
+        kv: ClusterConfig {
+            split_keys: server::cluster::table_splits(tables),
+            heartbeat_ms: 50,
+            election_timeout_ms: (300, 600),
+            ..ClusterConfig::default()
+        },
+        txn,
+        ..SqlClusterConfig::default()
+    };
+    SqlCluster::start(
+        vec![engine(), engine(), engine()],
+        tso,
+        Arc::new(SystemClock),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// The seeds a seeded test runs: `TESSERA_SEED=n` replays one, `TESSERA_SEEDS=n` runs 1..=n,
+/// else 1..=`default`.
+pub fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("TESSERA_SEED") {
+        return vec![s.parse().expect("TESSERA_SEED is a number")];
+    }
+    let n = std::env::var("TESSERA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    (1..=n).collect()
+}
+
+/// Returns table `name`'s id.
+pub async fn table_id(client: &Client, name: &str) -> u64 {
+    let id: i64 = client
+        .query_one(
+            "SELECT oid::INT8 FROM pg_class WHERE relname = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    id as u64
+}
+
+/// Returns the ranges holding table `name`'s rows, in key order.
+pub async fn ranges_of_table(
+    c: &server::cluster::SqlCluster<storage::MemoryEngine>,
+    client: &Client,
+    name: &str,
+) -> Vec<kv::RangeDesc> {
+    use base::{TableId, TenantId};
+    let id = table_id(client, name).await;
+    let start = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id));
+    let end = codec::layout::table_prefix(TenantId::SYSTEM, TableId(id + 1));
+    c.kv()
+        .ranges()
+        .into_iter()
+        .map(|r| r.desc)
+        .filter(|d| d.span.start < end && (d.span.end.is_empty() || start < d.span.end))
+        .collect()
+}
