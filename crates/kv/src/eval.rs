@@ -32,6 +32,112 @@ pub(crate) trait Log: Send + Sync + 'static {
     /// Makes `batch` part of the replica's state (durably, if `durable`). Returns once it
     /// is applied to the replica's engine.
     async fn append(&self, batch: WriteBatch, durable: bool) -> Result<()>;
+
+    /// Identifies the current leadership of the replica: it changes whenever the replica
+    /// may have stopped being the leaseholder in between (the Raft term). State kept only
+    /// in the leaseholder's memory is dropped when it changes.
+    fn lease_epoch(&self) -> u64 {
+        0
+    }
+}
+
+/// Pessimistic locks held only in the leaseholder's memory (TiKV's in-memory pessimistic
+/// locks): taking one costs no Raft write. They keep other writers out exactly as a
+/// replicated one would while this replica stays the leaseholder; a new leaseholder (or
+/// the new range of a split) starts without them. Losing one is safe: the transaction
+/// read the key for update at its lock's timestamp and validates that read when it
+/// commits, and its prewrite finds no lock of its own and checks for newer versions, so a
+/// writer that got in meanwhile turns into a serialization failure, never a lost update.
+///
+/// The table holds encoded [`mvcc::Lock`]s by key, and is seen by write commands through
+/// [`LockOverlay`]. A lock put by a command goes to the table when it is pessimistic and
+/// the key has no replicated lock; any other change to a key's lock (a prewrite, commit,
+/// rollback, resolution) replaces the table's entry once it is applied.
+#[derive(Default)]
+struct MemLocks {
+    inner: std::sync::Mutex<MemLockTable>,
+}
+
+#[derive(Default)]
+struct MemLockTable {
+    epoch: u64,
+    locks: HashMap<Vec<u8>, Vec<u8>>,
+    /// Bytes of keys and locks in `locks`.
+    bytes: usize,
+}
+
+impl MemLockTable {
+    /// Past this many bytes, further pessimistic locks are replicated (a transaction that
+    /// locks a great many rows does not grow the leaseholder's memory without bound).
+    const MAX_BYTES: usize = 4 << 20;
+
+    /// Holds `lock` on `key` in memory if the key has one there already or there is
+    /// room; returns false (and holds nothing) otherwise.
+    fn insert(&mut self, key: &[u8], lock: &[u8]) -> bool {
+        let old = self.locks.get(key).map(Vec::len);
+        if old.is_none() && self.bytes + key.len() + lock.len() > Self::MAX_BYTES {
+            return false;
+        }
+        self.bytes -= old.map_or(0, |o| key.len() + o);
+        self.bytes += key.len() + lock.len();
+        self.locks.insert(key.to_vec(), lock.to_vec());
+        true
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(old) = self.locks.remove(key) {
+            self.bytes -= key.len() + old.len();
+        }
+    }
+}
+
+impl MemLocks {
+    fn table(&self) -> std::sync::MutexGuard<'_, MemLockTable> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops every lock taken under another leadership than `epoch`.
+    fn enter(&self, epoch: u64) {
+        let mut t = self.table();
+        if t.epoch != epoch {
+            t.epoch = epoch;
+            t.locks.clear();
+            t.bytes = 0;
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.table().locks.get(key).cloned()
+    }
+}
+
+/// The replica's state as write commands see it: the engine, plus the in-memory
+/// pessimistic locks where the engine has no lock.
+struct LockOverlay<'a, E: Engine> {
+    engine: &'a E,
+    mem: &'a MemLocks,
+}
+
+impl<E: Engine> storage::ReadView for LockOverlay<'_, E> {
+    fn get(&self, ks: storage::Keyspace, key: &[u8]) -> storage::Result<Option<Vec<u8>>> {
+        let v = self.engine.get(ks, key)?;
+        if v.is_none() && ks == storage::Keyspace::Locks {
+            return Ok(self.mem.get(key));
+        }
+        Ok(v)
+    }
+
+    // Scans see replicated locks only: the scans of commands (reads, read validation,
+    // GC) look for locks that block readers, which a pessimistic lock never does.
+    fn scan(
+        &self,
+        ks: storage::Keyspace,
+        start: std::ops::Bound<&[u8]>,
+        end: std::ops::Bound<&[u8]>,
+        reverse: bool,
+    ) -> storage::ScanIter<'_> {
+        self.engine.scan(ks, start, end, reverse)
+    }
 }
 
 /// Where transactions blocked on a lock wait: one notification slot per key hash, woken
@@ -107,6 +213,7 @@ pub(crate) struct Evaluator<E: Engine, L: Log> {
     latches: Latches,
     lock_waits: LockWaits,
     wait_notes: WaitNotes,
+    mem_locks: MemLocks,
 }
 
 impl<E: Engine, L: Log> Evaluator<E, L> {
@@ -126,6 +233,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             latches: Latches::new(),
             lock_waits: LockWaits::new(),
             wait_notes: WaitNotes::default(),
+            mem_locks: MemLocks::default(),
         }
     }
 
@@ -138,28 +246,80 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         MvccReader::new(self.engine.as_ref())
     }
 
+    /// Checks that the replica may evaluate (see [`Log::ready`]) and returns the view
+    /// write commands read: the engine with the in-memory pessimistic locks of the current
+    /// leadership.
+    async fn ready_for_writes(&self) -> Result<LockOverlay<'_, E>> {
+        self.log.ready().await?;
+        self.mem_locks.enter(self.log.lease_epoch());
+        Ok(LockOverlay {
+            engine: self.engine.as_ref(),
+            mem: &self.mem_locks,
+        })
+    }
+
     /// Runs a write command under latches on `keys` and waits until its batch is durable.
     async fn write<T>(
         &self,
         keys: Vec<Vec<u8>>,
         durable: bool,
-        run: impl FnOnce(&MvccReader<'_, E>, &mut WriteBatch) -> mvcc::Result<T>,
+        run: impl FnOnce(&MvccReader<'_, LockOverlay<'_, E>>, &mut WriteBatch) -> mvcc::Result<T>,
     ) -> Result<T> {
         let _latches = self.latches.acquire(keys).await;
         // Checked under the latches: no command of this replica is in flight on the keys,
         // and the state holds every write committed before.
-        self.log.ready().await?;
+        let view = self.ready_for_writes().await?;
         let mut batch = WriteBatch::new();
-        let out = run(&self.reader(), &mut batch)?;
+        let out = run(&MvccReader::new(&view), &mut batch)?;
         self.apply(batch, durable).await?;
         Ok(out)
     }
 
+    /// Applies a write command's batch: its pessimistic locks on keys without a
+    /// replicated lock go to the in-memory table, the rest to the log; once that is
+    /// applied, the in-memory locks of the keys whose lock it changed are dropped. The
+    /// caller holds latches on every key of the batch.
     async fn apply(&self, batch: WriteBatch, durable: bool) -> Result<()> {
+        let mut to_mem = Vec::new();
+        let mut changed = Vec::new();
+        for (i, op) in batch.ops().iter().enumerate() {
+            if op.ks != storage::Keyspace::Locks {
+                continue;
+            }
+            let pessimistic = op.value.as_deref().is_some_and(|v| {
+                mvcc::Lock::decode(&op.key, v).is_ok_and(|l| l.kind == mvcc::LockKind::Pessimistic)
+            });
+            if pessimistic && self.engine.get(op.ks, &op.key)?.is_none() {
+                to_mem.push(i);
+            } else {
+                changed.push(op.key.clone());
+            }
+        }
+        let batch = if to_mem.is_empty() {
+            batch
+        } else {
+            let mut rest = WriteBatch::new();
+            let mut t = self.mem_locks.table();
+            for (i, op) in batch.ops().iter().enumerate() {
+                match (&op.value, to_mem.binary_search(&i).is_ok()) {
+                    (Some(v), true) if t.insert(&op.key, v) => {}
+                    (Some(v), _) => rest.put(op.ks, op.key.clone(), v.clone()),
+                    (None, _) => rest.delete(op.ks, op.key.clone()),
+                }
+            }
+            rest
+        };
         if batch.is_empty() {
             return Ok(());
         }
-        self.log.append(batch, durable).await
+        self.log.append(batch, durable).await?;
+        if !changed.is_empty() {
+            let mut t = self.mem_locks.table();
+            for k in changed {
+                t.remove(&k);
+            }
+        }
+        Ok(())
     }
 
     async fn one_phase_commit(
@@ -181,7 +341,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 self.latches.wait_span(span).await;
             }
             let latches = self.latches.acquire(mutation_keys.clone()).await;
-            self.log.ready().await?;
+            self.ready_for_writes().await?;
             // The commit timestamp is taken under the latches: a reader that takes its
             // timestamp later finds the latches and waits for this commit.
             let commit_ts = self.tso.timestamp().await?;
@@ -201,9 +361,13 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 Some(key) => return Err(Error::ReadInFlight { key }),
             }
         };
+        let view = LockOverlay {
+            engine: self.engine.as_ref(),
+            mem: &self.mem_locks,
+        };
         let mut batch = WriteBatch::new();
         commands::commit_one_phase(
-            &self.reader(),
+            &MvccReader::new(&view),
             &mut batch,
             mutations,
             &reads,
@@ -379,9 +543,8 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 tokio::pin!(notified);
                 // Registered before the check, so a release right after it still wakes us.
                 notified.as_mut().enable();
-                self.log.ready().await?;
-                let held = self
-                    .reader()
+                let view = self.ready_for_writes().await?;
+                let held = MvccReader::new(&view)
                     .lock(&key)?
                     .is_some_and(|l| l.start_ts == start_ts);
                 if held {
@@ -411,5 +574,32 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 "splitting a range of a single-node store".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemLockTable;
+
+    #[test]
+    fn the_in_memory_lock_table_keeps_to_its_budget() {
+        let mut t = MemLockTable::default();
+        let lock = vec![7u8; 1000];
+        let mut held = 0u32;
+        while t.insert(&held.to_be_bytes(), &lock) {
+            held += 1;
+        }
+        assert!(held > 0 && t.bytes <= MemLockTable::MAX_BYTES);
+        assert_eq!(t.locks.len(), held as usize);
+        // A key already held may be replaced when the table is full; a new one may not.
+        assert!(t.insert(&0u32.to_be_bytes(), &lock));
+        assert!(!t.insert(&held.to_be_bytes(), &lock));
+        // Removing one makes room for one.
+        t.remove(&0u32.to_be_bytes());
+        assert!(t.insert(&held.to_be_bytes(), &lock));
+        for k in 1..=held {
+            t.remove(&k.to_be_bytes());
+        }
+        assert_eq!((t.locks.len(), t.bytes), (0, 0));
     }
 }

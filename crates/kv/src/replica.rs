@@ -109,6 +109,11 @@ impl<E: Engine> Log for RaftLog<E> {
         );
         self.propose(cmd).await
     }
+
+    fn lease_epoch(&self) -> u64 {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().current_term
+    }
 }
 
 impl<E: Engine> RaftLog<E> {

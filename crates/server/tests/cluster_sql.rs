@@ -636,6 +636,71 @@ async fn a_transaction_holding_a_lock_past_its_ttl_keeps_it() {
     c.shutdown().await;
 }
 
+/// Pessimistic locks live in the leaseholder's memory only, so a leaseholder's death takes
+/// them with it. The transaction that held one must then not commit an update computed
+/// from the value it locked if another writer got in meanwhile: it fails with 40001, or
+/// commits only if its read still holds. Either way no update is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
+    let c = start().await;
+    let admin = connect(&c.url(1).unwrap()).await.unwrap();
+    admin
+        .batch_execute("CREATE TABLE p (k INT PRIMARY KEY, v INT); INSERT INTO p VALUES (1, 0);")
+        .await
+        .unwrap();
+    let range = range_of_table(&c, &admin, "p").await;
+    let victim = c.kv().leader(range).unwrap();
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != victim).collect();
+    let holder = connect(&c.url(others[0]).unwrap()).await.unwrap();
+    holder
+        .batch_execute("BEGIN; UPDATE p SET v = v + 1 WHERE k = 1;")
+        .await
+        .unwrap();
+    c.kill(victim).await;
+    // The other writer, on the other surviving node, gets in once a new leaseholder serves
+    // the range (the lock went with the old one; a replicated lock would make it wait).
+    let writer = connect(&c.url(others[1]).unwrap()).await.unwrap();
+    let started = Instant::now();
+    let wrote = tokio::time::timeout(
+        Duration::from_secs(20),
+        writer.batch_execute("UPDATE p SET v = v + 10 WHERE k = 1"),
+    )
+    .await;
+    println!(
+        "leaseholder node {victim} killed; the second writer finished after {:?}: {wrote:?}",
+        started.elapsed()
+    );
+    let commit = holder.batch_execute("COMMIT").await;
+    let holder_committed = match &commit {
+        Ok(()) => true,
+        Err(e) => {
+            assert_eq!(
+                e.code().map(|c| c.code()),
+                Some("40001"),
+                "the first writer's commit failed otherwise: {e:?}"
+            );
+            false
+        }
+    };
+    let writer_committed = matches!(wrote, Ok(Ok(())));
+    let v: i32 = writer
+        .query_one("SELECT v FROM p WHERE k = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    println!("first writer committed: {holder_committed}, second: {writer_committed}, v = {v}");
+    assert!(
+        holder_committed || writer_committed,
+        "one of the two writers must commit"
+    );
+    assert_eq!(
+        v,
+        i32::from(holder_committed) + 10 * i32::from(writer_committed),
+        "every committed update must be in the value"
+    );
+    c.shutdown().await;
+}
+
 /// A transaction with keys in two ranges led by different nodes whose coordinator stops
 /// mid-commit, as if its node died (its heartbeat stops with it). Stopped after prewrite,
 /// it is rolled back; stopped after its primary committed, it is rolled forward. Either way
