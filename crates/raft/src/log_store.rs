@@ -16,6 +16,8 @@ use crate::{Entry, TypeConfig, decode, encode, io_err, range_prefix, read_state,
 const VOTE: u8 = b'v';
 const COMMITTED: u8 = b'c';
 const PURGED: u8 = b'p';
+/// Up to how many entries a purge deletes by key without looking for them first.
+const PURGE_BY_NAME: u64 = 100_000;
 
 /// The log store of one range's replica. Cheap to clone (readers are clones).
 pub struct LogStore<E: Engine> {
@@ -214,13 +216,25 @@ impl<E: Engine> RaftLogStorage<TypeConfig> for LogStore<E> {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
+        // Entries up to the last purge are gone already; scanning them again would walk
+        // every tombstone the engine still keeps for them, more with each purge.
+        let purged: Option<LogIdOf<TypeConfig>> = self.get(PURGED)?;
+        let from = purged.map_or(0, |p| p.index() + 1);
         let mut b = WriteBatch::new();
         b.put(
             Keyspace::RaftState,
             state_key(self.range, PURGED),
             encode(&log_id)?,
         );
-        self.delete_entries(&mut b, 0, log_id.index())?;
+        // Purges are frequent and short (openraft purges in batches as the log grows past
+        // what it keeps): name the keys rather than read the entries, values and all.
+        if log_id.index().saturating_sub(from) < PURGE_BY_NAME {
+            for i in from..=log_id.index() {
+                b.delete(Keyspace::RaftLog, self.entry_key(i));
+            }
+        } else {
+            self.delete_entries(&mut b, from, log_id.index())?;
+        }
         self.commit.write(&b).map(|_| ()).map_err(io_err)
     }
 }

@@ -106,9 +106,6 @@ struct Applied {
 /// A replicated record: keyspace index, key, value.
 type Record = (u8, Vec<u8>, Vec<u8>);
 
-/// A snapshot's metadata and encoded contents.
-type StoredSnapshot = (SnapshotMetaOf<TypeConfig>, Vec<u8>);
-
 /// The contents of a snapshot: the range's span and every replicated record in it.
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
@@ -123,8 +120,12 @@ pub struct StateMachine<E: Engine> {
     /// records.
     span: Arc<RwLock<Span>>,
     commit: Arc<GroupCommit<E>>,
-    /// The last snapshot built or installed (rebuilt from the data after a restart).
-    snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// The point of the last snapshot built or installed, if any since the replica
+    /// started. Its contents are not kept: the state in the engine is the snapshot, and
+    /// [`RaftStateMachine::get_current_snapshot`] reads it out, at the point applied by
+    /// then, only when a snapshot is asked for (to catch a follower up). Building one (so
+    /// that the log can be purged) is therefore a point read, not a copy of the range.
+    snapshot: Arc<Mutex<Option<SnapshotMetaOf<TypeConfig>>>>,
     hooks: Option<Arc<dyn StoreHooks>>,
 }
 
@@ -276,34 +277,25 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
-        // The applied state and the records are read from one engine snapshot, so they
-        // agree even while entries keep being applied.
-        let view = self.commit.engine().snapshot();
-        let applied = self.applied_in(&view)?;
-        let span = match stored_span(&view, self.range)? {
-            Some(s) => s,
-            None => self.span(),
-        };
-        let data = encode(&SnapshotData {
-            records: self.records_in(&view, &span)?,
-            span,
-        })?;
+        // Everything applied is in the engine: the snapshot is the state as applied now.
+        // Openraft keeps only the metadata of a built snapshot (to purge the log up to
+        // it); the contents are read when one is sent (`get_current_snapshot`).
+        let applied = self.applied()?;
         let meta = SnapshotMeta {
             last_log_id: applied.log_id,
             last_membership: applied.membership,
         };
-        // A snapshot installed while this one was built is newer: keep it.
         let mut current = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
         if current
             .as_ref()
-            .is_none_or(|(m, _)| m.last_log_id <= meta.last_log_id)
+            .is_none_or(|m| m.last_log_id <= meta.last_log_id)
         {
-            *current = Some((meta.clone(), data.clone()));
+            *current = Some(meta.clone());
         }
         drop(current);
         Ok(Snapshot {
             meta,
-            snapshot: data,
+            snapshot: Vec::new(),
         })
     }
 }
@@ -399,18 +391,39 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         let ticket = self.commit.write(&batch).map_err(io_err)?;
         self.commit.wait_async(ticket).await.map_err(io_err)?;
         self.set_span(data.span);
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some((meta.clone(), snapshot));
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
-        let snap = self
+        if self
             .snapshot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        Ok(snap.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        // Read at the point applied now, which is at or after the last snapshot built:
+        // a newer snapshot serves every purpose of an older one. The applied point and
+        // the records come from one engine snapshot, so they agree even while entries
+        // keep being applied.
+        let view = self.commit.engine().snapshot();
+        let applied = self.applied_in(&view)?;
+        let span = match stored_span(&view, self.range)? {
+            Some(s) => s,
+            None => self.span(),
+        };
+        let snapshot = encode(&SnapshotData {
+            records: self.records_in(&view, &span)?,
+            span,
+        })?;
+        let meta = SnapshotMeta {
+            last_log_id: applied.log_id,
+            last_membership: applied.membership,
+        };
+        Ok(Some(Snapshot { meta, snapshot }))
     }
 }
