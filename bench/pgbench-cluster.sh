@@ -90,7 +90,14 @@ printf '# init tessera: scale %s in %.1f s\n' "$SCALE" "$(echo "$(date +%s.%N) -
 # spread their leaders (it balances leaderships every few seconds).
 rows=$((SCALE * 100000))
 splits=$(python3 -c "print(', '.join('(%d)' % (1 + i * $rows // $RANGES) for i in range(1, $RANGES)))")
-"$T" sql --url postgresql://root@127.0.0.1:36357/postgres -e "ALTER TABLE pgbench_accounts SPLIT AT VALUES $splits" >/dev/null
+# Retried: the nodes may still be busy applying the load's last commits.
+for i in 1 2 3 4 5 6; do
+  "$T" sql --url postgresql://root@127.0.0.1:36357/postgres \
+    -e "ALTER TABLE pgbench_accounts SPLIT AT VALUES $splits" >/dev/null && break
+  [ "$i" -lt 6 ] || exit 1
+  echo "# split failed; retrying in 10 s"
+  sleep 10
+done
 sleep 15
 for h in 36457 36458 36459; do
   "$T" node status --host 127.0.0.1:$h | python3 -c '
