@@ -332,7 +332,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         let mutation_keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key().to_vec()).collect();
         let read_keys: Vec<Vec<u8>> = reads.keys.iter().map(|(k, _)| k.clone()).collect();
         let mut attempts = 0;
-        let (latches, commit_ts) = loop {
+        let (latches, view, commit_ts) = loop {
             // Let writes in flight on the keys read land first (the commit of an earlier
             // transaction's secondaries, often the same client's). Waited for holding no
             // latch, so two one-phase commits never wait for each other while holding any.
@@ -341,7 +341,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 self.latches.wait_span(span).await;
             }
             let latches = self.latches.acquire(mutation_keys.clone()).await;
-            self.ready_for_writes().await?;
+            let view = self.ready_for_writes().await?;
             // The commit timestamp is taken under the latches: a reader that takes its
             // timestamp later finds the latches and waits for this commit.
             let commit_ts = self.tso.timestamp().await?;
@@ -354,16 +354,12 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             let read_spans = reads.spans.iter().map(|(s, _)| s);
             let reads_iter = reads.keys.iter().map(|(k, _)| k.as_slice());
             match self.latches.find_foreign(reads_iter, read_spans, &latches) {
-                None => break (latches, commit_ts),
+                None => break (latches, view, commit_ts),
                 // A write that started on a key read since the wait: let go of the
                 // latches and wait again, a few times, before calling it a conflict.
                 Some(_) if attempts < 3 => attempts += 1,
                 Some(key) => return Err(Error::ReadInFlight { key }),
             }
-        };
-        let view = LockOverlay {
-            engine: self.engine.as_ref(),
-            mem: &self.mem_locks,
         };
         let mut batch = WriteBatch::new();
         commands::commit_one_phase(

@@ -103,6 +103,16 @@ struct Applied {
     membership: StoredMembershipOf<TypeConfig>,
 }
 
+impl Applied {
+    /// The metadata of a snapshot of the state at this point.
+    fn snapshot_meta(self) -> SnapshotMetaOf<TypeConfig> {
+        SnapshotMeta {
+            last_log_id: self.log_id,
+            last_membership: self.membership,
+        }
+    }
+}
+
 /// A replicated record: keyspace index, key, value.
 type Record = (u8, Vec<u8>, Vec<u8>);
 
@@ -281,10 +291,7 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
         // Openraft keeps only the metadata of a built snapshot (to purge the log up to
         // it); the contents are read when one is sent (`get_current_snapshot`).
         let applied = self.applied()?;
-        let meta = SnapshotMeta {
-            last_log_id: applied.log_id,
-            last_membership: applied.membership,
-        };
+        let meta = applied.snapshot_meta();
         let mut current = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
         if current
             .as_ref()
@@ -420,10 +427,9 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             records: self.records_in(&view, &span)?,
             span,
         })?;
-        let meta = SnapshotMeta {
-            last_log_id: applied.log_id,
-            last_membership: applied.membership,
-        };
-        Ok(Some(Snapshot { meta, snapshot }))
+        Ok(Some(Snapshot {
+            meta: applied.snapshot_meta(),
+            snapshot,
+        }))
     }
 }
