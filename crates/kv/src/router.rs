@@ -197,7 +197,7 @@ impl Default for RouterConfig {
             deadline: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(3),
             backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_millis(100),
         }
     }
 }

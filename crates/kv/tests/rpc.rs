@@ -106,6 +106,45 @@ async fn members_are_served_and_strangers_refused() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
 
+    // Snapshots: another cluster's stream is refused before a byte is kept; a member's
+    // damaged stream is refused once received, and installs nothing.
+    let span = node.store().unwrap().get(1).unwrap().desc().span;
+    let snapshot_stream = |cluster: &str, data: Vec<u8>| {
+        type Tc = raft::TypeConfig;
+        let meta = rpc::encode(&(
+            openraft::Vote::<openraft::type_config::alias::LeaderIdOf<Tc>>::new(1, 1),
+            openraft::type_config::alias::SnapshotMetaOf::<Tc>::default(),
+            span.clone(),
+        ));
+        let first = pb::SnapshotChunk {
+            header: Some(header(cluster, 1)),
+            range: 1,
+            meta,
+            data: Vec::new(),
+        };
+        let rest = pb::SnapshotChunk {
+            header: None,
+            range: 1,
+            meta: Vec::new(),
+            data,
+        };
+        futures::stream::iter([first, rest])
+    };
+    let err = client
+        .snapshot(snapshot_stream("another-cluster", vec![0; 64]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    let reply = client
+        .snapshot(snapshot_stream(
+            &ident.cluster_id,
+            vec![9, 0, 0, 0, 1, 2, 3, 4, 5],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.error.contains("refused"), "{reply:?}");
+
     // A message meant for another node (a stale address) is refused.
     let err = client
         .kv(pb::KvRequest {

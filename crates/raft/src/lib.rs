@@ -26,14 +26,16 @@
 mod command;
 mod log_store;
 pub mod network;
+mod snapshot;
 mod state_machine;
 
 use std::io;
 
 pub use command::{Command, Split};
 pub use log_store::LogStore;
+pub use snapshot::{CHUNK_BYTES, Pieces, SnapshotFile, SnapshotReceiver, default_spool_dir};
 pub use state_machine::{
-    SplitEvent, StateMachine, StoreHooks, snapshot_span, split_log_id, stored_span, stored_spans,
+    SplitEvent, StateMachine, StoreHooks, clean_spool_dir, split_log_id, stored_span, stored_spans,
 };
 
 openraft::declare_raft_types!(

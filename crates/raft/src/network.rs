@@ -12,13 +12,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use openraft::storage::Snapshot;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, OptionalSend};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use storage::Engine;
 
-use crate::{Raft, TypeConfig};
+use crate::{Raft, SnapshotFile, SnapshotReceiver, TypeConfig};
 
 struct Links<E: Engine> {
     /// The replicas of each node that is up, by range.
@@ -322,7 +323,7 @@ impl<E: Engine> Connection<E> {
 }
 
 impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -352,20 +353,44 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
-        snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotFile>,
         _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let span = crate::snapshot_span(&snapshot.snapshot)
-            .map_err(|e| Unreachable::<TypeConfig>::from_string(e.to_string()))?;
+        let unreachable = |e: String| StreamingError::from(Unreachable::from_string(e));
         let admission = self.net.links().admission.clone();
         if let Some(a) = admission {
-            a.admit_snapshot(self.to, self.range, &span)
-                .map_err(Unreachable::<TypeConfig>::from_string)?;
+            a.admit_snapshot(self.to, self.range, snapshot.snapshot.span())
+                .map_err(unreachable)?;
         }
+        // The file travels as the gRPC transport streams it: piece by piece into a file of
+        // the receiver's, checked before it is installed.
+        let (meta, file, range) = (snapshot.meta, snapshot.snapshot, self.range);
+        let dir = file
+            .path()
+            .ok()
+            .and_then(|p| p.parent())
+            .map_or_else(crate::default_spool_dir, |d| d.to_path_buf());
+        let received = tokio::task::spawn_blocking(move || {
+            let mut rx = SnapshotReceiver::create(&dir, range)?;
+            for piece in file.pieces()? {
+                rx.write(&piece?, u64::MAX)?;
+            }
+            rx.finish()
+        })
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .map_err(|e| unreachable(e.to_string()))?;
         Ok(self
             .deliver(MessageKind::Snapshot, |peer| async move {
-                peer.install_full_snapshot(vote, snapshot).await
+                peer.install_full_snapshot(
+                    vote,
+                    Snapshot {
+                        meta,
+                        snapshot: received,
+                    },
+                )
+                .await
             })
             .await?)
     }

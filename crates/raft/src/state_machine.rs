@@ -9,11 +9,12 @@
 //! the new range starts from that same point, and no log entry precedes it, a replica that
 //! missed the split (its range was caught up by a snapshot taken after it) is caught up by
 //! snapshot, never by replaying a log it has no base for. A node must not hand a replica a
-//! snapshot ([`snapshot_span`]) while another of its replicas still holds part of its span:
+//! snapshot ([`SnapshotFile::span`]) while another of its replicas still holds part of its span:
 //! a range that has not applied its split yet would later overwrite what the new range's
 //! snapshot brought.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{Stream, TryStreamExt};
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use storage::{Engine, GroupCommit, Keyspace, ReadView, WriteBatch};
 
 use crate::command::{Split, replicated_keyspace};
+use crate::snapshot::{CHUNK_BYTES, Record, SnapshotFile, SnapshotWriter};
 use crate::{Command, TypeConfig, decode, encode, io_err, read_state, state_key};
 
 const APPLIED: u8 = b'a';
@@ -33,6 +35,8 @@ const APPLIED: u8 = b'a';
 const SPAN: u8 = b'd';
 /// The log store's purged log id (see `log_store`).
 const PURGED: u8 = b'p';
+/// A snapshot install under way: [`Installing`].
+const INSTALLING: u8 = b'i';
 /// The index a range made by a split starts its log after.
 const SPLIT_INDEX: u64 = 10;
 
@@ -59,14 +63,6 @@ pub struct SplitEvent {
 pub trait StoreHooks: Send + Sync + 'static {
     /// A split was applied (and written) on this replica: start the new range's replica.
     fn split(&self, event: SplitEvent);
-}
-
-/// Returns the span a snapshot holds (without decoding its records), so a node can
-/// refuse a snapshot that overlaps another of its replicas before handing it to Raft.
-pub fn snapshot_span(data: &[u8]) -> io::Result<Span> {
-    postcard::take_from_bytes::<Span>(data)
-        .map(|(span, _)| span)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Returns the span stored for `range`, if it changed since the range was created.
@@ -96,6 +92,36 @@ pub fn stored_spans(view: &(impl storage::ReadView + ?Sized)) -> io::Result<Vec<
     Ok(out)
 }
 
+/// Removes every file in `dir`, the spool directory of the store behind `view`, except
+/// those an interrupted snapshot install still needs: what is left there is snapshots a
+/// stopped process was sending or receiving.
+pub fn clean_spool_dir(view: &(impl ReadView + ?Sized), dir: &std::path::Path) -> io::Result<()> {
+    let mut needed = std::collections::BTreeSet::new();
+    for kv in view.scan(
+        Keyspace::RaftState,
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        false,
+    ) {
+        let (k, v) = kv.map_err(io_err)?;
+        if k.len() == 9 && k[8] == INSTALLING {
+            needed.insert(decode::<Installing>(&v)?.path);
+        }
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() && !needed.contains(&path) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// What was applied last, stored in the same batch as the applied writes.
 #[derive(Default, Serialize, Deserialize)]
 struct Applied {
@@ -113,14 +139,13 @@ impl Applied {
     }
 }
 
-/// A replicated record: keyspace index, key, value.
-type Record = (u8, Vec<u8>, Vec<u8>);
-
-/// The contents of a snapshot: the range's span and every replicated record in it.
+/// A snapshot install that has begun: its file is durable, and the range's records in the
+/// engine may be half replaced. Until the install's last batch removes this record, the
+/// replica finishes the install from the file when it starts (`applied_state`).
 #[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    span: Span,
-    records: Vec<Record>,
+struct Installing {
+    meta: SnapshotMetaOf<TypeConfig>,
+    path: PathBuf,
 }
 
 /// The state machine of one range's replica. Cheap to clone.
@@ -136,6 +161,8 @@ pub struct StateMachine<E: Engine> {
     /// then, only when a snapshot is asked for (to catch a follower up). Building one (so
     /// that the log can be purged) is therefore a point read, not a copy of the range.
     snapshot: Arc<Mutex<Option<SnapshotMetaOf<TypeConfig>>>>,
+    /// Where snapshot files are written.
+    spool: PathBuf,
     hooks: Option<Arc<dyn StoreHooks>>,
 }
 
@@ -146,6 +173,7 @@ impl<E: Engine> Clone for StateMachine<E> {
             span: self.span.clone(),
             commit: self.commit.clone(),
             snapshot: self.snapshot.clone(),
+            spool: self.spool.clone(),
             hooks: self.hooks.clone(),
         }
     }
@@ -160,8 +188,15 @@ impl<E: Engine> StateMachine<E> {
             span: Arc::new(RwLock::new(span)),
             commit,
             snapshot: Arc::default(),
+            spool: crate::snapshot::default_spool_dir(),
             hooks: None,
         }
+    }
+
+    /// Writes snapshot files (sent and received) in `dir`, on the store's disk.
+    pub fn with_spool_dir(mut self, dir: PathBuf) -> Self {
+        self.spool = dir;
+        self
     }
 
     /// Tells `hooks` of splits and asks it before installing snapshots.
@@ -265,9 +300,12 @@ impl<E: Engine> StateMachine<E> {
         Ok(())
     }
 
-    /// Returns every replicated record of the keys of `span`.
-    fn records_in<R: ReadView + ?Sized>(&self, view: &R, span: &Span) -> io::Result<Vec<Record>> {
-        let mut out = Vec::new();
+    /// Calls `f` with every replicated record of the keys of `span` in `view`.
+    fn each_record<R: ReadView + ?Sized>(
+        view: &R,
+        span: &Span,
+        mut f: impl FnMut(Record) -> io::Result<()>,
+    ) -> io::Result<()> {
         for &ks in Command::replicated_keyspaces() {
             let (start, end) = mvcc::key::keyspace_bounds(ks, span);
             let (start, end) = (
@@ -276,17 +314,94 @@ impl<E: Engine> StateMachine<E> {
             );
             for kv in view.scan(ks, start, end, false) {
                 let (k, v) = kv.map_err(io_err)?;
-                out.push((ks.index() as u8, k, v));
+                f((ks.index() as u8, k, v))?;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Writes `batch` and starts a new one once it holds a chunk's worth.
+    fn flush_full(&self, batch: &mut WriteBatch) -> io::Result<()> {
+        if batch.size_bytes() >= CHUNK_BYTES {
+            self.commit.write(&std::mem::take(batch)).map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    /// Installs `file` (the state at `meta`) in batches of about a chunk: every record of
+    /// the snapshot's span is replaced, then the span and applied point are written with
+    /// the removal of the [`Installing`] record, which must already be durable.
+    async fn install_from(
+        &self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        file: &SnapshotFile,
+    ) -> io::Result<()> {
+        let span = file.span().clone();
+        let mut batch = WriteBatch::new();
+        // The snapshot's span is the range's at the snapshot's point (wider than ours if
+        // it predates a split we applied, narrower if it follows one we missed): its
+        // keys are replaced; keys of ours outside it belong to other ranges now.
+        let view = self.commit.engine().snapshot();
+        Self::each_record(&view, &span, |(ks, k, _)| {
+            batch.delete(Keyspace::ALL[usize::from(ks)], k);
+            self.flush_full(&mut batch)
+        })?;
+        drop(view);
+        file.for_each_chunk(|records| {
+            for (ks, k, v) in records {
+                batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
+            }
+            self.flush_full(&mut batch)
+        })?;
+        batch.put(
+            Keyspace::RaftState,
+            state_key(self.range, SPAN),
+            encode(&span)?,
+        );
+        let applied = Applied {
+            log_id: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        self.put_applied(&mut batch, &applied)?;
+        batch.delete(Keyspace::RaftState, state_key(self.range, INSTALLING));
+        let ticket = self.commit.write(&batch).map_err(io_err)?;
+        self.commit.wait_async(ticket).await.map_err(io_err)?;
+        self.set_span(span);
+        Ok(())
+    }
+
+    /// Finishes a snapshot install a crash interrupted, if there is one.
+    async fn finish_interrupted_install(&self) -> io::Result<()> {
+        let Some(installing) =
+            read_state::<Installing>(self.commit.engine().as_ref(), self.range, INSTALLING)?
+        else {
+            return Ok(());
+        };
+        let mut file = SnapshotFile::open(&installing.path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "range {}: an interrupted snapshot install cannot be finished: {e}",
+                    self.range
+                ),
+            )
+        })?;
+        file.keep();
+        tracing::info!(
+            range = self.range,
+            path = %installing.path.display(),
+            "finishing a snapshot install a restart interrupted"
+        );
+        self.install_from(&installing.meta, &file).await?;
+        file.remove();
+        Ok(())
     }
 }
 
 impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
         // Everything applied is in the engine: the snapshot is the state as applied now.
         // Openraft keeps only the metadata of a built snapshot (to purge the log up to
         // it); the contents are read when one is sent (`get_current_snapshot`).
@@ -302,18 +417,20 @@ impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
         drop(current);
         Ok(Snapshot {
             meta,
-            snapshot: Vec::new(),
+            snapshot: SnapshotFile::none(),
         })
     }
 }
 
 impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        // Openraft asks this first when the replica starts.
+        self.finish_interrupted_install().await?;
         let a = self.applied()?;
         Ok((a.log_id, a.membership))
     }
@@ -372,39 +489,32 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMetaOf<TypeConfig>,
-        snapshot: Vec<u8>,
+        mut snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
-        let data: SnapshotData = decode(&snapshot)?;
+        // The file is durable (`SnapshotReceiver::finish`); once this record is, a crash
+        // anywhere below is finished from the file at the next start.
+        let installing = Installing {
+            meta: meta.clone(),
+            path: snapshot.path()?.to_path_buf(),
+        };
+        snapshot.keep();
         let mut batch = WriteBatch::new();
-        // The snapshot's span is the range's at the snapshot's point (wider than ours if
-        // it predates a split we applied, narrower if it follows one we missed): its
-        // keys are replaced; keys of ours outside it belong to other ranges now.
-        for (ks, k, _) in self.records_in(self.commit.engine().as_ref(), &data.span)? {
-            batch.delete(Keyspace::ALL[usize::from(ks)], k);
-        }
         batch.put(
             Keyspace::RaftState,
-            state_key(self.range, SPAN),
-            encode(&data.span)?,
+            state_key(self.range, INSTALLING),
+            encode(&installing)?,
         );
-        for (ks, k, v) in data.records {
-            batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
-        }
-        let applied = Applied {
-            log_id: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
-        self.put_applied(&mut batch, &applied)?;
         let ticket = self.commit.write(&batch).map_err(io_err)?;
         self.commit.wait_async(ticket).await.map_err(io_err)?;
-        self.set_span(data.span);
+        self.install_from(meta, &snapshot).await?;
+        snapshot.remove();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
-    ) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
         if self
             .snapshot
             .lock()
@@ -416,20 +526,174 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         // Read at the point applied now, which is at or after the last snapshot built:
         // a newer snapshot serves every purpose of an older one. The applied point and
         // the records come from one engine snapshot, so they agree even while entries
-        // keep being applied.
+        // keep being applied. The records go to a file (off the async threads), which is
+        // streamed to the follower: the range is never in memory.
         let view = self.commit.engine().snapshot();
         let applied = self.applied_in(&view)?;
         let span = match stored_span(&view, self.range)? {
             Some(s) => s,
             None => self.span(),
         };
-        let snapshot = encode(&SnapshotData {
-            records: self.records_in(&view, &span)?,
-            span,
-        })?;
+        let (dir, range) = (self.spool.clone(), self.range);
+        let file = tokio::task::spawn_blocking(move || {
+            let mut w = SnapshotWriter::create(&dir, range, span.clone())?;
+            Self::each_record(&view, &span, |r| w.push(r))?;
+            w.finish()
+        })
+        .await
+        .map_err(io_err)??;
         Ok(Some(Snapshot {
             meta: applied.snapshot_meta(),
-            snapshot,
+            snapshot: file,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use openraft::type_config::alias::LeaderIdOf;
+    use openraft::vote::RaftLeaderIdExt;
+    use storage::MemoryEngine;
+
+    use super::*;
+
+    fn machine(spool: &std::path::Path) -> StateMachine<MemoryEngine> {
+        let commit = Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
+        StateMachine::new(5, Span::default(), commit).with_spool_dir(spool.to_path_buf())
+    }
+
+    /// Puts `n` records of `value_len` bytes, keys `{tag}{i}`, in a replicated keyspace.
+    fn put(sm: &StateMachine<MemoryEngine>, tag: &str, n: usize, value_len: usize) {
+        let mut batch = WriteBatch::new();
+        for i in 0..n {
+            batch.put(
+                Keyspace::Locks,
+                format!("{tag}{i:05}").into_bytes(),
+                vec![i as u8; value_len],
+            );
+        }
+        sm.commit.write(&batch).unwrap();
+    }
+
+    fn records(sm: &StateMachine<MemoryEngine>) -> Vec<Record> {
+        let mut out = Vec::new();
+        StateMachine::<MemoryEngine>::each_record(
+            sm.commit.engine().as_ref(),
+            &Span::default(),
+            |r| {
+                out.push(r);
+                Ok(())
+            },
+        )
+        .unwrap();
+        out
+    }
+
+    /// A snapshot of a machine holding 3,000 records of 1 KiB (several file chunks) at
+    /// log index 42.
+    async fn snapshot(
+        spool: &std::path::Path,
+    ) -> (
+        StateMachine<MemoryEngine>,
+        SnapshotOf<TypeConfig, SnapshotFile>,
+    ) {
+        let mut a = machine(spool);
+        put(&a, "k", 3_000, 1_000);
+        let log_id = LogIdOf::<TypeConfig>::new(LeaderIdOf::<TypeConfig>::new_committed(1, 1), 42);
+        let mut batch = WriteBatch::new();
+        a.put_applied(
+            &mut batch,
+            &Applied {
+                log_id: Some(log_id),
+                membership: StoredMembershipOf::<TypeConfig>::default(),
+            },
+        )
+        .unwrap();
+        a.commit.write(&batch).unwrap();
+        a.build_snapshot().await.unwrap();
+        let snap = a.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(snap.meta.last_log_id, Some(log_id));
+        (a, snap)
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_install_replaces_the_range_and_leaves_no_file() {
+        let spool = tempfile::tempdir().unwrap();
+        let (a, snap) = snapshot(spool.path()).await;
+        let mut b = machine(spool.path());
+        put(&b, "k", 10, 3);
+        put(&b, "old", 100, 10);
+        b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        assert_eq!(records(&b), records(&a));
+        assert_eq!(b.applied_state().await.unwrap().0, snap.meta.last_log_id);
+        let left: Vec<_> = std::fs::read_dir(spool.path()).unwrap().collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn an_install_cut_short_by_a_crash_is_finished_at_the_next_start() {
+        let spool = tempfile::tempdir().unwrap();
+        let (a, mut snap) = snapshot(spool.path()).await;
+        // Node B crashed part-way through installing: its marker is durable, some old
+        // records are deleted and some new ones written.
+        let b = machine(spool.path());
+        put(&b, "old", 100, 10);
+        put(&b, "k", 1_000, 1_000);
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Keyspace::RaftState,
+            state_key(5, INSTALLING),
+            encode(&Installing {
+                meta: snap.meta.clone(),
+                path: snap.snapshot.path().unwrap().to_path_buf(),
+            })
+            .unwrap(),
+        );
+        for i in 0..50 {
+            batch.delete(Keyspace::Locks, format!("old{i:05}").into_bytes());
+        }
+        b.commit.write(&batch).unwrap();
+        snap.snapshot.keep();
+        let path = snap.snapshot.path().unwrap().to_path_buf();
+        drop(snap.snapshot);
+        assert!(path.exists());
+        // The leftovers of the spool directory are cleaned, but not the file it needs.
+        std::fs::write(spool.path().join("r9-1-1.in.snap"), b"partial").unwrap();
+        clean_spool_dir(b.commit.engine().as_ref(), spool.path()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(spool.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, vec![path.clone()]);
+
+        // Restarted: the first thing Raft asks finishes the install.
+        let mut b = StateMachine::new(5, Span::default(), b.commit.clone())
+            .with_spool_dir(spool.path().to_path_buf());
+        let (applied, _) = b.applied_state().await.unwrap();
+        assert_eq!(applied, snap.meta.last_log_id);
+        assert_eq!(records(&b), records(&a));
+        assert!(
+            read_state::<Installing>(b.commit.engine().as_ref(), 5, INSTALLING)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!path.exists(), "the install's file was kept");
+
+        // A marker whose file is gone: the replica refuses to start, saying why.
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Keyspace::RaftState,
+            state_key(5, INSTALLING),
+            encode(&Installing {
+                meta: snap.meta.clone(),
+                path: path.clone(),
+            })
+            .unwrap(),
+        );
+        b.commit.write(&batch).unwrap();
+        let err = b.applied_state().await.unwrap_err();
+        assert!(err.to_string().contains("cannot be finished"), "{err}");
     }
 }

@@ -65,8 +65,8 @@ impl ClusterServerConfig {
             join_timeout: Duration::from_secs(300),
             pg: PgConfig::default(),
             txn: TxnConfig::default(),
-            heartbeat_ms: 250,
-            election_timeout_ms: (1_000, 2_000),
+            heartbeat_ms: 150,
+            election_timeout_ms: (800, 1_600),
             range_max_bytes: kv::autosplit::AutoSplitConfig::default().max_bytes,
         }
     }
@@ -133,6 +133,7 @@ impl ClusterServer {
         node_config.http_addr = http_addr.to_string();
         node_config.join = config.join.clone();
         node_config.join_timeout = config.join_timeout;
+        node_config.spool_dir = Some(config.store.join("snapshots"));
         node_config.heartbeat_ms = config.heartbeat_ms;
         node_config.election_timeout_ms = config.election_timeout_ms;
         node_config.split_keys = crate::cluster::table_splits(INITIAL_TABLE_RANGES);

@@ -92,6 +92,9 @@ pub struct NodeConfig {
     pub auto_split: Option<crate::autosplit::AutoSplitConfig>,
     /// Idle ranges stop their Raft tickers after this long (see [`quiesce`]), if set.
     pub quiesce_after: Option<Duration>,
+    /// Where snapshot files (sent and received) are spooled: a directory of the store's,
+    /// emptied of leftovers when the node opens; the system's temporary directory if unset.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -103,14 +106,15 @@ impl NodeConfig {
             http_addr: String::new(),
             join: Vec::new(),
             join_timeout: Duration::from_secs(300),
-            heartbeat_ms: 250,
-            election_timeout_ms: (1_000, 2_000),
+            heartbeat_ms: 150,
+            election_timeout_ms: (800, 1_600),
             snapshot_after_logs: 10_000,
             router: RouterConfig::default(),
             tso_window_ms: 3_000,
             split_keys: Vec::new(),
             auto_split: Some(crate::autosplit::AutoSplitConfig::default()),
             quiesce_after: Some(Duration::from_secs(3)),
+            spool_dir: None,
         }
     }
 }
@@ -234,6 +238,11 @@ impl<E: Engine> ClusterNode<E> {
                 }))
             })?),
         };
+        if let Some(dir) = &config.spool_dir {
+            raft::clean_spool_dir(commit.engine().as_ref(), dir).map_err(|e| {
+                NodeError::Config(format!("snapshot directory {}: {e}", dir.display()))
+            })?;
+        }
         let (splits, split_events) = tokio::sync::mpsc::unbounded_channel();
         let node = Arc::new(ClusterNode {
             commit,
@@ -302,6 +311,14 @@ impl<E: Engine> ClusterNode<E> {
     }
 
     /// Returns the node's replicas, once it belongs to a cluster.
+    /// Where this node's snapshot files go.
+    fn spool_dir(&self) -> std::path::PathBuf {
+        self.config
+            .spool_dir
+            .clone()
+            .unwrap_or_else(raft::default_spool_dir)
+    }
+
     pub fn store(&self) -> Option<&Arc<Store<E>>> {
         self.store.get()
     }
@@ -511,6 +528,7 @@ impl<E: Engine> ClusterNode<E> {
             .map_err(Error::from)?
             .unwrap_or(desc.span);
         let sm = raft::StateMachine::new(range, span, self.commit.clone())
+            .with_spool_dir(self.spool_dir())
             .with_hooks(Arc::new(SplitEvents(self.splits.clone())));
         let span = sm.span_cell();
         let raft = raft::Raft::new(

@@ -3,14 +3,19 @@
 use std::sync::Arc;
 
 use openraft::Snapshot;
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
+use raft::TypeConfig;
 use storage::Engine;
 use tonic::{Request, Response, Status};
 
 use super::{ClusterNode, Ident, NodeError};
 use crate::api::RangeDesc;
 use crate::error::Error;
-use crate::rpc::peers::{APPEND, PRE_VOTE, SNAPSHOT, TRANSFER_LEADER, VOTE};
+use crate::rpc::peers::{APPEND, PRE_VOTE, TRANSFER_LEADER, VOTE};
 use crate::rpc::{MAX_MESSAGE_BYTES, decode, encode, encode_result, pb};
+
+/// The largest snapshot a node accepts.
+const MAX_SNAPSHOT_BYTES: u64 = 16 << 30;
 
 /// The `Node` service of one node.
 pub struct NodeService<E: Engine> {
@@ -64,6 +69,70 @@ impl<E: Engine> NodeService<E> {
         Ok(ident)
     }
 
+    /// The answer to a leader's message for a range this node holds no replica of: the node
+    /// missed the split that made it. An empty replica takes the leader's snapshot.
+    fn missing_replica(&self, range: u64, from_leader: bool) -> String {
+        if from_leader {
+            let node = self.node.clone();
+            tokio::spawn(async move { node.create_empty_replica(range).await });
+        }
+        format!("this node holds no replica of range {range}")
+    }
+
+    /// Receives a snapshot streamed after `first` into a file, checks it and has the
+    /// range's replica install it.
+    async fn receive_snapshot(
+        &self,
+        first: pb::SnapshotChunk,
+        mut rest: tonic::Streaming<pb::SnapshotChunk>,
+    ) -> Result<Vec<u8>, String> {
+        let store = self
+            .node
+            .store()
+            .ok_or_else(|| "this node is not part of a cluster yet".to_string())?;
+        let range = first.range;
+        let Some(replica) = store.get(range) else {
+            return Err(self.missing_replica(range, true));
+        };
+        let (vote, meta, span): (VoteOf<TypeConfig>, SnapshotMetaOf<TypeConfig>, mvcc::Span) =
+            decode(&first.meta)?;
+        // Not while another replica here still holds part of the snapshot's keys.
+        store.admit_snapshot(range, &span)?;
+        let mut rx = raft::SnapshotReceiver::create(&self.node.spool_dir(), range)
+            .map_err(|e| format!("snapshot file: {e}"))?;
+        while let Some(chunk) = rest
+            .message()
+            .await
+            .map_err(|s| format!("snapshot stream: {}", s.message()))?
+        {
+            rx.write(&chunk.data, MAX_SNAPSHOT_BYTES)
+                .map_err(|e| format!("snapshot file: {e}"))?;
+        }
+        let file = tokio::task::spawn_blocking(move || rx.finish())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("snapshot of range {range} refused: {e}"))?;
+        if file.span() != &span {
+            return Err(format!(
+                "snapshot of range {range} refused: its file holds {:?}, its header says {span:?}",
+                file.span()
+            ));
+        }
+        tracing::debug!(range, bytes = file.bytes(), "installing a snapshot");
+        let r = replica
+            .raft()
+            .install_full_snapshot(
+                vote,
+                Snapshot {
+                    meta,
+                    snapshot: file,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(encode(&r))
+    }
+
     /// Delivers one Raft message to this node's replica of its range.
     async fn deliver(&self, msg: pb::RaftMessage) -> Result<Vec<u8>, String> {
         let store = self
@@ -71,13 +140,7 @@ impl<E: Engine> NodeService<E> {
             .store()
             .ok_or_else(|| "this node is not part of a cluster yet".to_string())?;
         let Some(replica) = store.get(msg.range) else {
-            // A leader's message for a range this node has no replica of: the node missed
-            // the split that made it. An empty replica takes the leader's snapshot.
-            if matches!(msg.kind, APPEND | SNAPSHOT) {
-                let (node, range) = (self.node.clone(), msg.range);
-                tokio::spawn(async move { node.create_empty_replica(range).await });
-            }
-            return Err(format!("this node holds no replica of range {}", msg.range));
+            return Err(self.missing_replica(msg.range, msg.kind == APPEND));
         };
         let raft = replica.raft();
         match msg.kind {
@@ -100,23 +163,6 @@ impl<E: Engine> NodeService<E> {
                 let req = decode(&msg.body)?;
                 let r = raft
                     .handle_transfer_leader(req)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(encode(&r))
-            }
-            SNAPSHOT => {
-                let (vote, meta, data): (_, _, Vec<u8>) = decode(&msg.body)?;
-                // Not while another replica here still holds part of the snapshot's keys.
-                let span = raft::snapshot_span(&data).map_err(|e| e.to_string())?;
-                store.admit_snapshot(msg.range, &span)?;
-                let r = raft
-                    .install_full_snapshot(
-                        vote,
-                        Snapshot {
-                            meta,
-                            snapshot: data,
-                        },
-                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(encode(&r))
@@ -162,28 +208,26 @@ impl<E: Engine> pb::node_server::Node for NodeService<E> {
 
     async fn snapshot(
         &self,
-        request: Request<pb::RaftMessage>,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftReply>, Status> {
-        let cluster = request
-            .metadata()
-            .get("x-tessera-cluster")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        self.admit(cluster.as_deref(), 0)?;
-        let msg = request.into_inner();
-        if msg.kind != SNAPSHOT {
-            return Err(Status::invalid_argument("not a snapshot"));
-        }
-        Ok(Response::new(match self.deliver(msg).await {
-            Ok(body) => pb::RaftReply {
-                body,
-                error: String::new(),
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty snapshot stream"))?;
+        self.admit_header(first.header.as_ref())?;
+        Ok(Response::new(
+            match self.receive_snapshot(first, stream).await {
+                Ok(body) => pb::RaftReply {
+                    body,
+                    error: String::new(),
+                },
+                Err(error) => pb::RaftReply {
+                    body: Vec::new(),
+                    error,
+                },
             },
-            Err(error) => pb::RaftReply {
-                body: Vec::new(),
-                error,
-            },
-        }))
+        ))
     }
 
     async fn kv(&self, request: Request<pb::KvRequest>) -> Result<Response<pb::KvReply>, Status> {

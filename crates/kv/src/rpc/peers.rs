@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
@@ -36,7 +37,6 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Raft message kinds on the wire.
 pub(crate) const APPEND: u32 = 1;
 pub(crate) const VOTE: u32 = 2;
-pub(crate) const SNAPSHOT: u32 = 3;
 pub(crate) const PRE_VOTE: u32 = 4;
 pub(crate) const TRANSFER_LEADER: u32 = 5;
 
@@ -337,7 +337,7 @@ impl RaftConnection {
 }
 
 impl RaftNetworkV2<TypeConfig> for RaftConnection {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = raft::SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -374,7 +374,7 @@ impl RaftNetworkV2<TypeConfig> for RaftConnection {
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
-        snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
+        snapshot: SnapshotOf<TypeConfig, raft::SnapshotFile>,
         _cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
@@ -383,21 +383,34 @@ impl RaftNetworkV2<TypeConfig> for RaftConnection {
             .peers
             .client(self.target, &self.addr)
             .map_err(unreachable)?;
-        let msg = pb::RaftMessage {
+        let file = snapshot.snapshot;
+        let first = pb::SnapshotChunk {
+            header: Some(self.peers.header_to(self.target)),
             range: self.range,
-            kind: SNAPSHOT,
-            body: encode(&(vote, snapshot.meta, snapshot.snapshot)),
+            meta: encode(&(vote, snapshot.meta, file.span())),
+            data: Vec::new(),
         };
-        let mut req = tonic::Request::new(msg);
-        req.metadata_mut().insert(
-            "x-tessera-cluster",
-            self.peers
-                .header()
-                .cluster_id
-                .parse()
-                .map_err(|e| unreachable(format!("cluster id: {e}")))?,
-        );
-        let reply = tokio::time::timeout(SNAPSHOT_TIMEOUT, client.snapshot(req))
+        // The file's bytes, read a piece at a time as the stream is polled: the range is
+        // never in memory. The stream holds the file, which is removed with it.
+        let pieces = file.pieces().map_err(|e| unreachable(e.to_string()))?;
+        let range = self.range;
+        let rest = futures::stream::iter(pieces).scan(file, move |_file, piece| {
+            futures::future::ready(match piece {
+                Ok(data) => Some(pb::SnapshotChunk {
+                    header: None,
+                    range,
+                    meta: Vec::new(),
+                    data,
+                }),
+                // Ends the stream early: the receiver finds the file incomplete.
+                Err(e) => {
+                    tracing::warn!(range, "reading a snapshot file: {e}");
+                    None
+                }
+            })
+        });
+        let stream = futures::stream::iter([first]).chain(rest);
+        let reply = tokio::time::timeout(SNAPSHOT_TIMEOUT, client.snapshot(stream))
             .await
             .map_err(|_| unreachable("snapshot timed out".into()))?
             .map_err(|s| unreachable(s.message().to_string()))?
