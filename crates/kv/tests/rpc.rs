@@ -17,11 +17,21 @@ async fn serve_node() -> (Arc<ClusterNode<MemoryEngine>>, String) {
 
 /// Starts a node that joins the nodes at `join` (none: it waits for init).
 async fn serve_node_joining(join: Vec<String>) -> (Arc<ClusterNode<MemoryEngine>>, String) {
+    let commit = Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
+    serve(commit, join, |_| {}).await
+}
+
+/// Starts a node on `commit` that joins the nodes at `join`, its settings changed by `set`.
+async fn serve(
+    commit: Arc<GroupCommit<MemoryEngine>>,
+    join: Vec<String>,
+    set: impl FnOnce(&mut NodeConfig),
+) -> (Arc<ClusterNode<MemoryEngine>>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let commit = Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())));
     let mut config = NodeConfig::new(addr.clone());
     config.join = join;
+    set(&mut config);
     let node = ClusterNode::open(commit, config, Arc::new(SystemClock))
         .await
         .unwrap();
@@ -269,4 +279,118 @@ async fn remote_timestamp_callers_are_all_served_under_steady_load() {
         c.await.unwrap();
     }
     assert!(counts.iter().all(|&c| c > 0), "callers served: {counts:?}");
+}
+
+/// The replicated records of a store whose key contains `marker`.
+fn records_with(commit: &GroupCommit<MemoryEngine>, marker: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use storage::{Keyspace, ReadView};
+    let mut out = Vec::new();
+    for ks in [Keyspace::Mvcc, Keyspace::Locks, Keyspace::Latest] {
+        for kv in commit.engine().scan(
+            ks,
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+            false,
+        ) {
+            let (k, v) = kv.unwrap();
+            if k.windows(marker.len()).any(|w| w == marker) {
+                out.push((k, v));
+            }
+        }
+    }
+    out
+}
+
+/// A node that joins after the range's log was purged gets the range (several MiB) as a
+/// snapshot streamed over gRPC in many pieces, spooled to its store's directory, and
+/// installed whole; no spool file is left on either side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_gets_a_range_of_megabytes_by_streamed_snapshot() {
+    use kv::KvService;
+    use kv::tso::TimestampOracle;
+    let spool = tempfile::tempdir().unwrap();
+    let dir = |n: &str| spool.path().join(n);
+    let (c1, c2) = (
+        Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new()))),
+        Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new()))),
+    );
+    let small_log = |d: std::path::PathBuf| {
+        move |c: &mut NodeConfig| {
+            c.snapshot_after_logs = 5;
+            c.spool_dir = Some(d);
+        }
+    };
+    let (first, first_addr) = serve(c1.clone(), Vec::new(), small_log(dir("n1"))).await;
+    first.init(3, Vec::new()).await.unwrap();
+    let kv = first.kv().unwrap();
+    let tso = first.tso().unwrap();
+    // 40 rows of 100 KiB: about 4 MiB, 4 pieces or more, and far more entries than the
+    // log keeps.
+    let key = |i: u32| format!("\x05snapshot-row-{i:03}").into_bytes();
+    for i in 0..40u32 {
+        let start_ts = tso.timestamp().await.unwrap();
+        kv.send(Request::OnePhaseCommit {
+            mutations: vec![mvcc::Mutation::Put {
+                key: key(i),
+                value: vec![i as u8; 100 << 10],
+            }],
+            reads: Default::default(),
+            start_ts,
+            deadline: None,
+        })
+        .await
+        .unwrap();
+    }
+    let range = first
+        .store()
+        .unwrap()
+        .replicas()
+        .into_iter()
+        .find(|r| r.desc().span.contains(&key(0)))
+        .unwrap()
+        .desc()
+        .id;
+    // The log node 2 would need is gone: only a snapshot can bring it the rows.
+    let leader = first.store().unwrap().get(range).unwrap();
+    let purged = async {
+        use openraft::async_runtime::WatchReceiver;
+        loop {
+            let m = leader.raft().metrics().borrow_watched().clone();
+            if m.purged.is_some_and(|p| p.index > 10) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), purged)
+        .await
+        .expect("the range's log was never purged");
+
+    let (second, _) = serve(c2.clone(), vec![first_addr], small_log(dir("n2"))).await;
+    second.join().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let want = records_with(&c1, b"snapshot-row-");
+        let snapshot = second.store().and_then(|s| s.get(range)).and_then(|r| {
+            use openraft::async_runtime::WatchReceiver;
+            r.raft().metrics().borrow_watched().snapshot
+        });
+        if snapshot.is_some() && records_with(&c2, b"snapshot-row-") == want {
+            assert!(want.len() >= 40, "{} records", want.len());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 2 did not get range {range} by snapshot (snapshot {snapshot:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for n in ["n1", "n2"] {
+        let left: Vec<_> = std::fs::read_dir(dir(n))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "spool files left on {n}: {left:?}");
+    }
+    second.shutdown().await;
+    first.shutdown().await;
 }
