@@ -242,8 +242,9 @@ async fn bench_processes(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// One KV point against a cluster of processes: each write takes a timestamp and commits
-/// one put in one phase at the key's leaseholder.
+/// One KV point against a cluster of processes: each write takes a start timestamp (and
+/// reserves the next for its commit) and commits one put in one phase at the key's
+/// leaseholder.
 async fn kv_point(remote: &kv::node::client::RemoteClient, clients: usize, secs: u64, value: &str) {
     use kv::KvService;
     let (kv, tso) = (remote.kv(), remote.tso());
@@ -255,12 +256,15 @@ async fn kv_point(remote: &kv::node::client::RemoteClient, clients: usize, secs:
         let mut key = prefix.clone();
         key.extend_from_slice(&k.to_be_bytes());
         async move {
-            let start_ts = tso.timestamp().await.map_err(|e| e.to_string())?;
+            // The start timestamp and its successor, reserved for the commit (as
+            // `TxnClient::begin` does).
+            let start_ts = tso.timestamps(2).await.map_err(|e| e.to_string())?;
             let req = kv::Request::OnePhaseCommit {
                 mutations: vec![mvcc::Mutation::Put { key, value: v }],
                 reads: Default::default(),
                 start_ts,
                 deadline: None,
+                reserved: Some(start_ts.next()),
             };
             match kv.send(req).await {
                 Ok(kv::Response::Committed(_)) => Ok(()),

@@ -119,6 +119,10 @@ pub enum Request {
         reads: ReadSet,
         start_ts: Timestamp,
         deadline: Option<Timestamp>,
+        /// A timestamp the oracle reserved for this commit alone (the transaction took it
+        /// with its start timestamp, `TimestampOracle::timestamps(2)`): the range commits
+        /// at it when no read or record it knows of forbids, instead of asking the oracle.
+        reserved: Option<Timestamp>,
     },
     /// Waits until the lock of transaction `start_ts` on `key` is gone (committed, rolled
     /// back or resolved), or `timeout_ms` passed; answers `Done` either way. Lets a

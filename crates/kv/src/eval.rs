@@ -20,6 +20,7 @@ use storage::{Engine, WriteBatch};
 use crate::api::{Request, Response, TxnRef};
 use crate::error::{Error, Result};
 use crate::latches::Latches;
+use crate::read_stamps::ReadStamps;
 use crate::tso::TimestampOracle;
 
 /// Where the write batches a replica evaluates go.
@@ -214,6 +215,7 @@ pub(crate) struct Evaluator<E: Engine, L: Log> {
     lock_waits: LockWaits,
     wait_notes: WaitNotes,
     mem_locks: MemLocks,
+    read_stamps: ReadStamps,
 }
 
 impl<E: Engine, L: Log> Evaluator<E, L> {
@@ -234,6 +236,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             lock_waits: LockWaits::new(),
             wait_notes: WaitNotes::default(),
             mem_locks: MemLocks::default(),
+            read_stamps: ReadStamps::default(),
         }
     }
 
@@ -328,6 +331,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         reads: commands::ReadSet,
         start_ts: Timestamp,
         deadline: Option<Timestamp>,
+        reserved: Option<Timestamp>,
     ) -> Result<Timestamp> {
         let mutation_keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key().to_vec()).collect();
         let read_keys: Vec<Vec<u8>> = reads.keys.iter().map(|(k, _)| k.clone()).collect();
@@ -344,12 +348,29 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             let view = self.ready_for_writes().await?;
             // The commit timestamp is taken under the latches: a reader that takes its
             // timestamp later finds the latches and waits for this commit.
-            let commit_ts = self.tso.timestamp().await?;
+            let commit_ts = match reserved {
+                Some(ts)
+                    if self
+                        .may_commit_at(&view, &mutation_keys, &reads, start_ts, ts)
+                        .await? =>
+                {
+                    ts
+                }
+                _ => self.tso.timestamp().await?,
+            };
             if let Some(deadline) = deadline.filter(|d| commit_ts >= *d) {
                 return Err(Error::DeadlinePassed {
                     commit_ts,
                     deadline,
                 });
+            }
+            // The reads are validated up to `commit_ts`: as good as made there. Noted
+            // before looking for latches on them, so a one-phase commit writing one of
+            // them either sees the note or holds a latch found here.
+            self.read_stamps
+                .keys(read_keys.iter().map(Vec::as_slice), commit_ts);
+            if !reads.spans.is_empty() {
+                self.read_stamps.span(commit_ts);
             }
             let read_spans = reads.spans.iter().map(|(s, _)| s);
             let reads_iter = reads.keys.iter().map(|(k, _)| k.as_slice());
@@ -378,10 +399,59 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         Ok(commit_ts)
     }
 
+    /// Returns true if a one-phase commit of `keys` that started at `start_ts` may commit
+    /// at `ts`, a timestamp the oracle reserved for it (see [`crate::read_stamps`]): the
+    /// transaction read below `ts`, no read of the keys was served at or above `ts`, and
+    /// no key has a record at or above it (nor a lock of the transaction taken at or above
+    /// it). Called under the latches.
+    async fn may_commit_at(
+        &self,
+        view: &LockOverlay<'_, E>,
+        keys: &[Vec<u8>],
+        reads: &commands::ReadSet,
+        start_ts: Timestamp,
+        ts: Timestamp,
+    ) -> Result<bool> {
+        let own_reads = reads.keys.iter().map(|(_, t)| *t);
+        let newest_own = own_reads.chain(reads.spans.iter().map(|(_, t)| *t)).max();
+        if ts <= start_ts || newest_own.is_some_and(|r| r >= ts) {
+            return Ok(false);
+        }
+        let epoch = self.log.lease_epoch();
+        let keys_iter = || keys.iter().map(Vec::as_slice);
+        let newest = match self.read_stamps.newest(epoch, keys_iter()) {
+            Some(newest) => newest,
+            None => {
+                // First under this leadership: reads its predecessors served were at
+                // timestamps the oracle handed out before this one.
+                self.read_stamps
+                    .set_floor(epoch, self.tso.timestamp().await?);
+                match self.read_stamps.newest(epoch, keys_iter()) {
+                    Some(newest) => newest,
+                    None => return Ok(false),
+                }
+            }
+        };
+        if newest >= ts {
+            return Ok(false);
+        }
+        let reader = MvccReader::new(view);
+        for k in keys {
+            if !mvcc::Latest::nothing_since(reader.latest(k)?, ts) {
+                return Ok(false);
+            }
+            if reader.lock(k)?.is_some_and(|l| l.conflict_ts() >= ts) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Executes `req` against this replica's state.
     pub(crate) async fn execute(&self, req: Request) -> Result<Response> {
         match req {
             Request::Get { keys, ts, txn } => {
+                self.read_stamps.keys(keys.iter().map(Vec::as_slice), ts);
                 self.latches.wait_keys(&keys).await;
                 self.log.ready().await?;
                 let reader = self.reader();
@@ -398,6 +468,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 reverse,
                 txn,
             } => {
+                self.read_stamps.span(ts);
                 self.latches.wait_span(&span).await;
                 self.log.ready().await?;
                 Ok(Response::Scan(
@@ -409,6 +480,8 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 txn,
                 for_update_ts,
             } => {
+                self.read_stamps
+                    .keys(keys.iter().map(Vec::as_slice), for_update_ts);
                 // A lost pessimistic lock costs at most a conflict later (the prewrite and
                 // read validation re-check the key), so it need not wait for an fsync.
                 let values = self
@@ -434,6 +507,12 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 commit_ts,
             } => {
                 let keys: Vec<_> = reads.keys.iter().map(|(k, _)| k.clone()).collect();
+                // Validated up to `commit_ts`: as good as read there.
+                self.read_stamps
+                    .keys(keys.iter().map(Vec::as_slice), commit_ts);
+                if !reads.spans.is_empty() {
+                    self.read_stamps.span(commit_ts);
+                }
                 self.latches.wait_keys(&keys).await;
                 for (span, _) in &reads.spans {
                     self.latches.wait_span(span).await;
@@ -526,8 +605,9 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 reads,
                 start_ts,
                 deadline,
+                reserved,
             } => Ok(Response::Committed(
-                self.one_phase_commit(mutations, reads, start_ts, deadline)
+                self.one_phase_commit(mutations, reads, start_ts, deadline, reserved)
                     .await?,
             )),
             Request::WaitLock {

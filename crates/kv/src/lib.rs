@@ -16,9 +16,10 @@
 //! - A read waits for latches on the keys or span it reads, so it never returns data that
 //!   is visible but not yet durable, and never misses a one-phase commit whose timestamp
 //!   was taken before the read's.
-//! - One-phase commits take their commit timestamp from the oracle while holding their
-//!   latches, and treat a latch held by another command on a key they read as a conflict
-//!   (never a wait, so two of them never wait for each other).
+//! - One-phase commits take their commit timestamp while holding their latches (the one
+//!   the transaction reserved when no read or record forbids it, see `read_stamps`, else
+//!   one from the oracle), and treat a latch held by another command on a key they read
+//!   as a conflict (never a wait, so two of them never wait for each other).
 //!
 //! In a cluster, each range is a Raft group: a node's [`Store`] holds its [`Replica`]s,
 //! which evaluate requests exactly as [`LocalKv`] does (the shared evaluator in `eval`)
@@ -37,6 +38,7 @@ mod eval;
 mod latches;
 mod local;
 pub mod node;
+mod read_stamps;
 mod replica;
 mod router;
 pub mod rpc;

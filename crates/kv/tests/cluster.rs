@@ -180,6 +180,7 @@ async fn a_one_phase_commit_past_its_deadline_writes_nothing() {
         reads: Default::default(),
         start_ts,
         deadline: Some(deadline),
+        reserved: None,
     };
     // The range takes its commit timestamp after this one: too late.
     let start = tso.timestamp().await.unwrap();
@@ -232,4 +233,101 @@ async fn with_votes_blocked_no_leader_is_elected_until_they_flow_again() {
             .as_deref(),
         Some(&b"votes"[..])
     );
+}
+
+/// A one-phase commit with a reserved timestamp commits at it only when no read of its keys
+/// was served at or above it and no record of them is: otherwise it asks the oracle. Reads
+/// served by a leaseholder that is then killed still count at its successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_phase_commit_takes_its_reserved_timestamp_only_above_every_read_and_record() {
+    use base::Timestamp;
+    let (c, tso) = cluster(3, Duration::from_secs(10)).await;
+    let kv = c.kv(1);
+    let commit = |key: &[u8], value: &[u8], start_ts: Timestamp| Request::OnePhaseCommit {
+        mutations: vec![mvcc::Mutation::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }],
+        reads: Default::default(),
+        start_ts,
+        deadline: None,
+        reserved: Some(start_ts.next()),
+    };
+    let committed = |r: kv::Response| match r {
+        kv::Response::Committed(ts) => ts,
+        other => panic!("unexpected answer {other:?}"),
+    };
+    let read_at = |key: &[u8], ts: Timestamp| {
+        let kv = kv.clone();
+        let key = key.to_vec();
+        async move {
+            match kv
+                .send(Request::Get {
+                    keys: vec![key],
+                    ts,
+                    txn: None,
+                })
+                .await
+                .unwrap()
+            {
+                kv::Response::Values(mut v) => v.remove(0),
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+    };
+
+    // The first commit under a leadership takes a floor from the oracle, above every
+    // timestamp reserved before it.
+    let s = tso.timestamps(2).await.unwrap();
+    assert!(committed(kv.send(commit(b"a", b"0", s)).await.unwrap()) > s.next());
+    // Nothing forbids: the reserved timestamp.
+    let s = tso.timestamps(2).await.unwrap();
+    let ts = committed(kv.send(commit(b"a", b"1", s)).await.unwrap());
+    assert_eq!(ts, s.next());
+
+    // A read above the reserved timestamp: the commit goes above the read, whose
+    // snapshot stays as it was.
+    let s = tso.timestamps(2).await.unwrap();
+    let r = tso.timestamp().await.unwrap();
+    assert_eq!(read_at(b"a", r).await.as_deref(), Some(&b"1"[..]));
+    let ts = committed(kv.send(commit(b"a", b"2", s)).await.unwrap());
+    assert!(ts > r, "committed at {ts} under a read at {r}");
+    assert_eq!(read_at(b"a", r).await.as_deref(), Some(&b"1"[..]));
+
+    // A newer record of the key: the commit goes above it, and is the newest version.
+    let older = tso.timestamps(2).await.unwrap();
+    let newer = tso.timestamps(2).await.unwrap();
+    assert_eq!(
+        committed(kv.send(commit(b"b", b"newer", newer)).await.unwrap()),
+        newer.next()
+    );
+    let ts = committed(kv.send(commit(b"b", b"older", older)).await.unwrap());
+    assert!(
+        ts > newer.next(),
+        "committed at {ts} below the newer version"
+    );
+    let now = tso.timestamp().await.unwrap();
+    assert_eq!(read_at(b"b", now).await.as_deref(), Some(&b"older"[..]));
+
+    // A reserved timestamp not above the start is ignored.
+    let s = tso.timestamp().await.unwrap();
+    let mut req = commit(b"c", b"1", s);
+    if let Request::OnePhaseCommit { reserved, .. } = &mut req {
+        *reserved = Some(s);
+    }
+    assert!(committed(kv.send(req).await.unwrap()) > s);
+
+    // A read served by a leaseholder that dies: its successor still commits above it.
+    let s = tso.timestamps(2).await.unwrap();
+    let r = tso.timestamp().await.unwrap();
+    assert_eq!(read_at(b"a", r).await.as_deref(), Some(&b"2"[..]));
+    let victim = wait_leader(&c, 1).await;
+    c.kill(victim).await;
+    let kv = c.kv(another_node(&c, victim));
+    let ts = committed(kv.send(commit(b"a", b"3", s)).await.unwrap());
+    assert!(
+        ts > r,
+        "committed at {ts} under a read at {r} of the old leaseholder"
+    );
+    c.shutdown().await;
 }

@@ -337,6 +337,7 @@ async fn a_joining_node_gets_a_range_of_megabytes_by_streamed_snapshot() {
             reads: Default::default(),
             start_ts,
             deadline: None,
+            reserved: None,
         })
         .await
         .unwrap();

@@ -121,6 +121,7 @@ async fn a_split_makes_a_new_range_on_every_replica() {
             reads: ReadSet::default(),
             start_ts,
             deadline: None,
+            reserved: None,
         })
         .await
         .unwrap_err();

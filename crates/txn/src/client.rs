@@ -124,12 +124,14 @@ impl TxnClient {
     /// Begins a serializable transaction.
     pub async fn begin(&self) -> Result<Transaction> {
         self.inner.beginning.fetch_add(1, Ordering::SeqCst);
-        let ts = self.inner.tso.timestamp().await;
+        // The start timestamp and its successor, reserved for a one-phase commit.
+        let ts = self.inner.tso.timestamps(2).await;
         if let Ok(ts) = ts {
             *self.inner.active().entry(ts).or_default() += 1;
         }
         self.inner.beginning.fetch_sub(1, Ordering::SeqCst);
-        Ok(Transaction::new(self.inner.clone(), ts?))
+        let ts = ts?;
+        Ok(Transaction::new(self.inner.clone(), ts, Some(ts.next())))
     }
 
     /// Reads `keys` (all in one range) at a fresh timestamp `t` without waiting on locks:

@@ -46,6 +46,9 @@ struct Group {
 pub struct Transaction {
     client: Arc<Inner>,
     start_ts: Timestamp,
+    /// A timestamp the oracle reserved for this transaction's commit, taken with its start
+    /// timestamp: a one-phase commit may use it instead of a call to the oracle.
+    reserved: Option<Timestamp>,
     /// The snapshot reads see: the start timestamp, moved forward when locking a key that
     /// changed since (a read refresh: every earlier read is first checked still to hold at
     /// the new timestamp, so all of the transaction's reads stay one consistent snapshot).
@@ -76,10 +79,15 @@ impl Drop for Heartbeat {
 }
 
 impl Transaction {
-    pub(crate) fn new(client: Arc<Inner>, start_ts: Timestamp) -> Self {
+    pub(crate) fn new(
+        client: Arc<Inner>,
+        start_ts: Timestamp,
+        reserved: Option<Timestamp>,
+    ) -> Self {
         Transaction {
             client,
             start_ts,
+            reserved,
             read_ts: start_ts,
             writes: WriteBuffer::default(),
             locked: BTreeMap::new(),
@@ -730,6 +738,7 @@ impl Transaction {
                 reads: g.reads.clone(),
                 start_ts: self.start_ts,
                 deadline,
+                reserved: self.reserved,
             };
             match self.client.kv.send(req).await {
                 Ok(Response::Committed(ts)) => return Ok(ts),
@@ -898,7 +907,7 @@ impl Drop for Transaction {
         let (client, start_ts) = (self.client.clone(), self.start_ts);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let mut t = Transaction::new(client, start_ts);
+                let mut t = Transaction::new(client, start_ts, None);
                 t.finished = true;
                 if let Err(e) = t.rollback_keys(keys).await {
                     tracing::warn!(error = %e, %start_ts, "releasing locks of a dropped transaction");

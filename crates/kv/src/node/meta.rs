@@ -71,6 +71,7 @@ pub async fn record(
                 reads: Default::default(),
                 start_ts,
                 deadline: None,
+                reserved: None,
             };
             match kv.send(req).await {
                 Ok(_) => {

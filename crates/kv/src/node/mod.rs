@@ -710,6 +710,7 @@ impl<E: Engine> ClusterNode<E> {
                 },
                 start_ts: ts,
                 deadline: None,
+                reserved: None,
             };
             match kv.send(req).await {
                 Ok(_) => return Ok(id),

@@ -68,6 +68,7 @@ pub async fn put(
             reads: ReadSet::default(),
             start_ts,
             deadline: None,
+            reserved: None,
         })
         .await?
     {
