@@ -345,13 +345,16 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 self.latches.wait_span(span).await;
             }
             let latches = self.latches.acquire(mutation_keys.clone()).await;
+            // Read before the lease check: the read stamps count only if the leadership
+            // that check proved is the one they belong to.
+            let epoch = self.log.lease_epoch();
             let view = self.ready_for_writes().await?;
             // The commit timestamp is taken under the latches: a reader that takes its
             // timestamp later finds the latches and waits for this commit.
             let commit_ts = match reserved {
                 Some(ts)
                     if self
-                        .may_commit_at(&view, &mutation_keys, &reads, start_ts, ts)
+                        .may_commit_at(&view, epoch, &mutation_keys, &reads, start_ts, ts)
                         .await? =>
                 {
                     ts
@@ -400,13 +403,15 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
     }
 
     /// Returns true if a one-phase commit of `keys` that started at `start_ts` may commit
-    /// at `ts`, a timestamp the oracle reserved for it (see [`crate::read_stamps`]): the
-    /// transaction read below `ts`, no read of the keys was served at or above `ts`, and
-    /// no key has a record at or above it (nor a lock of the transaction taken at or above
-    /// it). Called under the latches.
+    /// at `ts`, the timestamp the oracle reserved for it with its start (`start_ts + 1`,
+    /// see [`crate::read_stamps`]): the transaction read below `ts`, no read of the keys
+    /// was served at or above `ts`, and no key has a record at or above it (nor a lock of
+    /// the transaction taken at or above it). Called under the latches, after a lease
+    /// check that `epoch` (the leadership before it) still names.
     async fn may_commit_at(
         &self,
         view: &LockOverlay<'_, E>,
+        epoch: u64,
         keys: &[Vec<u8>],
         reads: &commands::ReadSet,
         start_ts: Timestamp,
@@ -414,18 +419,25 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
     ) -> Result<bool> {
         let own_reads = reads.keys.iter().map(|(_, t)| *t);
         let newest_own = own_reads.chain(reads.spans.iter().map(|(_, t)| *t)).max();
-        if ts <= start_ts || newest_own.is_some_and(|r| r >= ts) {
+        // Only the successor of the start is reserved for the transaction alone.
+        if ts != start_ts.next() || ts <= start_ts || newest_own.is_some_and(|r| r >= ts) {
             return Ok(false);
         }
-        let epoch = self.log.lease_epoch();
+        if self.log.lease_epoch() != epoch {
+            return Ok(false);
+        }
         let keys_iter = || keys.iter().map(Vec::as_slice);
         let newest = match self.read_stamps.newest(epoch, keys_iter()) {
             Some(newest) => newest,
             None => {
                 // First under this leadership: reads its predecessors served were at
-                // timestamps the oracle handed out before this one.
-                self.read_stamps
-                    .set_floor(epoch, self.tso.timestamp().await?);
+                // timestamps the oracle handed out before this one, taken once this
+                // replica holds the lease of `epoch`.
+                let floor = self.tso.timestamp().await?;
+                if self.log.lease_epoch() != epoch {
+                    return Ok(false);
+                }
+                self.read_stamps.set_floor(epoch, floor);
                 match self.read_stamps.newest(epoch, keys_iter()) {
                     Some(newest) => newest,
                     None => return Ok(false),
@@ -637,12 +649,56 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 safe_point,
                 max_keys,
             } => {
-                let out = self
-                    .write(Vec::new(), true, |r, b| {
-                        commands::gc(r, b, &span, safe_point, max_keys)
-                    })
-                    .await?;
-                Ok(Response::Gc(out))
+                // Collection fixes history up to the safe point (it may drop a key's
+                // newest-version entry): nothing may commit at or below it afterwards.
+                self.read_stamps.span(safe_point);
+                // A pass that changes a key's newest-version entry holds that key's latch,
+                // so a commit to the key cannot land between the pass's read and its
+                // batch (the pass would drop the commit's entry and hide its version).
+                // The keys are found by a pass without latches, then the pass runs again
+                // under them, and once more with more keys if it needs them.
+                let latest_keys = |b: &WriteBatch| -> Vec<Vec<u8>> {
+                    b.ops()
+                        .iter()
+                        .filter(|op| op.ks == storage::Keyspace::Latest)
+                        .map(|op| op.key.clone())
+                        .collect()
+                };
+                let mut keys = {
+                    let view = self.ready_for_writes().await?;
+                    let mut b = WriteBatch::new();
+                    commands::gc(&MvccReader::new(&view), &mut b, &span, safe_point, max_keys)?;
+                    latest_keys(&b)
+                };
+                loop {
+                    keys.sort();
+                    keys.dedup();
+                    let latched = keys.clone();
+                    let out = self
+                        .write(keys.clone(), true, |r, b| {
+                            let mut pass = WriteBatch::new();
+                            let out = commands::gc(r, &mut pass, &span, safe_point, max_keys)?;
+                            let more: Vec<_> = latest_keys(&pass)
+                                .into_iter()
+                                .filter(|k| latched.binary_search(k).is_err())
+                                .collect();
+                            if !more.is_empty() {
+                                return Ok(Err(more));
+                            }
+                            for op in pass.ops() {
+                                match &op.value {
+                                    Some(v) => b.put(op.ks, op.key.clone(), v.clone()),
+                                    None => b.delete(op.ks, op.key.clone()),
+                                }
+                            }
+                            Ok(Ok(out))
+                        })
+                        .await?;
+                    match out {
+                        Ok(out) => return Ok(Response::Gc(out)),
+                        Err(more) => keys.extend(more),
+                    }
+                }
             }
             // A replicated range splits through its Raft log (`Replica`); one store
             // without replication has nothing to split.

@@ -66,7 +66,7 @@ impl ClusterServerConfig {
             pg: PgConfig::default(),
             txn: TxnConfig::default(),
             heartbeat_ms: 150,
-            election_timeout_ms: (800, 1_600),
+            election_timeout_ms: (700, 1_100),
             range_max_bytes: kv::autosplit::AutoSplitConfig::default().max_bytes,
         }
     }

@@ -69,6 +69,18 @@ async fn ddl_is_seen_at_once_and_never_before_it_commits() {
 
 #[tokio::test]
 async fn a_write_that_overlaps_a_ddl_fails_at_commit() {
+    overlap_write_and_ddl(false).await;
+}
+
+/// The DDL's transaction began before the write's: its commit must still be ordered after
+/// every statement that used the cached catalog (not at a timestamp reserved when it began,
+/// which is below the write's start).
+#[tokio::test]
+async fn a_write_that_overlaps_a_ddl_begun_before_it_fails_at_commit() {
+    overlap_write_and_ddl(true).await;
+}
+
+async fn overlap_write_and_ddl(ddl_begins_first: bool) {
     let ts = TestServer::start().await;
     let a = connect(&ts.url()).await.unwrap();
     let b = connect(&ts.url()).await.unwrap();
@@ -78,6 +90,10 @@ async fn a_write_that_overlaps_a_ddl_fails_at_commit() {
     for _ in 0..3 {
         columns(&b, "t").await;
     }
+    if ddl_begins_first {
+        a.batch_execute("BEGIN").await.unwrap();
+        columns(&a, "t").await;
+    }
     // b writes under the old catalog (no index); a adds a unique index meanwhile. If b's
     // commit went through, the index would miss b's row.
     b.batch_execute("BEGIN; INSERT INTO t VALUES (1, 5)")
@@ -86,6 +102,9 @@ async fn a_write_that_overlaps_a_ddl_fails_at_commit() {
     a.batch_execute("CREATE UNIQUE INDEX t_v ON t (v)")
         .await
         .unwrap();
+    if ddl_begins_first {
+        a.batch_execute("COMMIT").await.unwrap();
+    }
     let e = b.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(e.code().unwrap().code(), "40001", "{e}");
     // The index is complete: a duplicate is refused, and the table is empty.

@@ -284,7 +284,12 @@ async fn transfers(
                 Some("40003") => {
                     ambiguous.insert(id);
                 }
-                // The connection is gone (its node was killed): the outcome is unknown.
+                // The connection is gone (its node was killed, which may first tell its
+                // sessions so with 57P01): the outcome is unknown.
+                Some("57P01") => {
+                    ambiguous.insert(id);
+                    break;
+                }
                 None if client.is_closed() => {
                     ambiguous.insert(id);
                     break;

@@ -550,7 +550,8 @@ const WINDOW_MARGIN_MS: u64 = 300;
 ///   for every read timestamp at or above `t0` in that epoch. Any DDL that committed before
 ///   has a commit timestamp below `t0`; any that starts later bumps the epoch before it
 ///   takes its commit timestamp, which is then above the read timestamp of every statement
-///   that already used the cache.
+///   that already used the cache (so a DDL never commits at the timestamp its transaction
+///   reserved at its start, [`Transaction::forgo_reserved`]: that one may be below).
 ///
 /// A statement served from the cache still records the version key in its read set, so a
 /// writing transaction that overlaps a DDL fails validation at commit exactly as if it had
@@ -647,8 +648,10 @@ impl CatalogCache {
     }
 
     /// Fences off other nodes' windows before a DDL transaction changes the catalog (see
-    /// the type's documentation); nothing to do where this node is the sole writer.
+    /// the type's documentation); where this node is the sole writer, only makes sure the
+    /// DDL commits at a timestamp taken after its guard, not one reserved at its start.
     pub async fn fence_ddl(&self, txn: &mut Transaction, tenant: TenantId) -> Result<()> {
+        txn.forgo_reserved();
         if self.sole_writer {
             return Ok(());
         }

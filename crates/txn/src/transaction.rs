@@ -100,6 +100,14 @@ impl Transaction {
         }
     }
 
+    /// Gives up the timestamp reserved at the start: the commit takes one from the oracle,
+    /// above every timestamp handed out before this call. For a transaction whose commit
+    /// must be ordered after something that happens once it has begun (a DDL on a node that
+    /// proves its catalog cache by its DDL guard).
+    pub fn forgo_reserved(&mut self) {
+        self.reserved = None;
+    }
+
     /// Starts renewing the TTL of the lock on `primary` every third of the configured
     /// TTL, until the transaction ends (or its primary is found committed or rolled back).
     fn start_heartbeat(&mut self, primary: &[u8]) {

@@ -107,7 +107,7 @@ impl NodeConfig {
             join: Vec::new(),
             join_timeout: Duration::from_secs(300),
             heartbeat_ms: 150,
-            election_timeout_ms: (800, 1_600),
+            election_timeout_ms: (700, 1_100),
             snapshot_after_logs: 10_000,
             router: RouterConfig::default(),
             tso_window_ms: 3_000,
