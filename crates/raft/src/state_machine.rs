@@ -320,54 +320,29 @@ impl<E: Engine> StateMachine<E> {
         Ok(())
     }
 
-    /// Writes `batch` and starts a new one once it holds a chunk's worth.
-    fn flush_full(&self, batch: &mut WriteBatch) -> io::Result<()> {
-        if batch.size_bytes() >= CHUNK_BYTES {
-            self.commit.write(&std::mem::take(batch)).map_err(io_err)?;
-        }
-        Ok(())
-    }
-
-    /// Installs `file` (the state at `meta`) in batches of about a chunk: every record of
-    /// the snapshot's span is replaced, then the span and applied point are written with
-    /// the removal of the [`Installing`] record, which must already be durable.
+    /// Installs `file` (the state at `meta`): its records are written on a blocking
+    /// thread ([`write_install`]), then the last batch is waited for. The file is handed
+    /// back (kept: the caller removes it once the install is done).
     async fn install_from(
         &self,
         meta: &SnapshotMetaOf<TypeConfig>,
-        file: &SnapshotFile,
-    ) -> io::Result<()> {
+        file: SnapshotFile,
+    ) -> io::Result<SnapshotFile> {
         let span = file.span().clone();
-        let mut batch = WriteBatch::new();
-        // The snapshot's span is the range's at the snapshot's point (wider than ours if
-        // it predates a split we applied, narrower if it follows one we missed): its
-        // keys are replaced; keys of ours outside it belong to other ranges now.
-        let view = self.commit.engine().snapshot();
-        Self::each_record(&view, &span, |(ks, k, _)| {
-            batch.delete(Keyspace::ALL[usize::from(ks)], k);
-            self.flush_full(&mut batch)
-        })?;
-        drop(view);
-        file.for_each_chunk(|records| {
-            for (ks, k, v) in records {
-                batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
-            }
-            self.flush_full(&mut batch)
-        })?;
-        batch.put(
-            Keyspace::RaftState,
-            state_key(self.range, SPAN),
-            encode(&span)?,
-        );
         let applied = Applied {
             log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.put_applied(&mut batch, &applied)?;
-        batch.delete(Keyspace::RaftState, state_key(self.range, INSTALLING));
-        let ticket = self.commit.write(&batch).map_err(io_err)?;
-        self.commit.wait_async(ticket).await.map_err(io_err)?;
+        let (commit, range) = (self.commit.clone(), self.range);
+        let (file, ticket) = tokio::task::spawn_blocking(move || {
+            let ticket = write_install(&commit, range, &applied, &file);
+            (file, ticket)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("range {range}: installing a snapshot: {e}")))?;
+        self.commit.wait_async(ticket?).await.map_err(io_err)?;
         self.set_span(span);
-        Ok(())
+        Ok(file)
     }
 
     /// Finishes a snapshot install a crash interrupted, if there is one.
@@ -392,10 +367,55 @@ impl<E: Engine> StateMachine<E> {
             path = %installing.path.display(),
             "finishing a snapshot install a restart interrupted"
         );
-        self.install_from(&installing.meta, &file).await?;
+        let file = self.install_from(&installing.meta, file).await?;
         file.remove();
         Ok(())
     }
+}
+
+/// Writes `batch` to the engine once it holds about a chunk.
+fn flush_full<E: Engine>(commit: &GroupCommit<E>, batch: &mut WriteBatch) -> io::Result<()> {
+    if batch.size_bytes() >= CHUNK_BYTES {
+        commit.write(&std::mem::take(batch)).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// Writes `file` as range `range`'s state in batches of about a chunk: every record of the
+/// snapshot's span is replaced, then the span and `applied` are written with the removal
+/// of the [`Installing`] record, which must already be durable. Returns the last batch's
+/// ticket. Blocking: reads the file and writes the engine.
+fn write_install<E: Engine>(
+    commit: &GroupCommit<E>,
+    range: u64,
+    applied: &Applied,
+    file: &SnapshotFile,
+) -> io::Result<storage::Ticket> {
+    let span = file.span().clone();
+    let mut batch = WriteBatch::new();
+    // The snapshot's span is the range's at the snapshot's point (wider than ours if it
+    // predates a split we applied, narrower if it follows one we missed): its keys are
+    // replaced; keys of ours outside it belong to other ranges now.
+    let view = commit.engine().snapshot();
+    StateMachine::<E>::each_record(&view, &span, |(ks, k, _)| {
+        batch.delete(Keyspace::ALL[usize::from(ks)], k);
+        flush_full(commit, &mut batch)
+    })?;
+    drop(view);
+    file.for_each_chunk(|records| {
+        for (ks, k, v) in records {
+            batch.put(replicated_keyspace(ks, "snapshot")?, k, v);
+        }
+        flush_full(commit, &mut batch)
+    })?;
+    batch.put(Keyspace::RaftState, state_key(range, SPAN), encode(&span)?);
+    batch.put(
+        Keyspace::RaftState,
+        state_key(range, APPLIED),
+        encode(applied)?,
+    );
+    batch.delete(Keyspace::RaftState, state_key(range, INSTALLING));
+    commit.write(&batch).map_err(io_err)
 }
 
 impl<E: Engine> RaftSnapshotBuilder<TypeConfig> for StateMachine<E> {
@@ -506,7 +526,7 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         );
         let ticket = self.commit.write(&batch).map_err(io_err)?;
         self.commit.wait_async(ticket).await.map_err(io_err)?;
-        self.install_from(meta, &snapshot).await?;
+        let snapshot = self.install_from(meta, snapshot).await?;
         snapshot.remove();
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         Ok(())
