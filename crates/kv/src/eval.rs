@@ -370,11 +370,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             // The reads are validated up to `commit_ts`: as good as made there. Noted
             // before looking for latches on them, so a one-phase commit writing one of
             // them either sees the note or holds a latch found here.
-            self.read_stamps
-                .keys(read_keys.iter().map(Vec::as_slice), commit_ts);
-            if !reads.spans.is_empty() {
-                self.read_stamps.span(commit_ts);
-            }
+            self.read_stamps.read_set(&reads, commit_ts);
             let read_spans = reads.spans.iter().map(|(s, _)| s);
             let reads_iter = reads.keys.iter().map(|(k, _)| k.as_slice());
             match self.latches.find_foreign(reads_iter, read_spans, &latches) {
@@ -520,11 +516,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
             } => {
                 let keys: Vec<_> = reads.keys.iter().map(|(k, _)| k.clone()).collect();
                 // Validated up to `commit_ts`: as good as read there.
-                self.read_stamps
-                    .keys(keys.iter().map(Vec::as_slice), commit_ts);
-                if !reads.spans.is_empty() {
-                    self.read_stamps.span(commit_ts);
-                }
+                self.read_stamps.read_set(&reads, commit_ts);
                 self.latches.wait_keys(&keys).await;
                 for (span, _) in &reads.spans {
                     self.latches.wait_span(span).await;
@@ -685,12 +677,7 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                             if !more.is_empty() {
                                 return Ok(Err(more));
                             }
-                            for op in pass.ops() {
-                                match &op.value {
-                                    Some(v) => b.put(op.ks, op.key.clone(), v.clone()),
-                                    None => b.delete(op.ks, op.key.clone()),
-                                }
-                            }
+                            *b = pass;
                             Ok(Ok(out))
                         })
                         .await?;

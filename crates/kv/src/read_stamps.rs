@@ -79,6 +79,15 @@ impl ReadStamps {
         }
     }
 
+    /// Notes every key and span of `reads` as read at `ts` (a read set validated up to
+    /// `ts`). Call before waiting for their latches.
+    pub(crate) fn read_set(&self, reads: &mvcc::commands::ReadSet, ts: Timestamp) {
+        self.keys(reads.keys.iter().map(|(k, _)| k.as_slice()), ts);
+        if !reads.spans.is_empty() {
+            self.span(ts);
+        }
+    }
+
     /// Notes a read of a span at `ts`. Call before waiting for the span's latches.
     pub(crate) fn span(&self, ts: Timestamp) {
         let mut s = self.inner();

@@ -292,12 +292,7 @@ impl<E: Engine> StateMachine<E> {
     }
 
     fn put_applied(&self, batch: &mut WriteBatch, applied: &Applied) -> io::Result<()> {
-        batch.put(
-            Keyspace::RaftState,
-            state_key(self.range, APPLIED),
-            encode(applied)?,
-        );
-        Ok(())
+        put_applied(batch, self.range, applied)
     }
 
     /// Calls `f` with every replicated record of the keys of `span` in `view`.
@@ -373,6 +368,16 @@ impl<E: Engine> StateMachine<E> {
     }
 }
 
+/// Adds range `range`'s applied point to `batch`.
+fn put_applied(batch: &mut WriteBatch, range: u64, applied: &Applied) -> io::Result<()> {
+    batch.put(
+        Keyspace::RaftState,
+        state_key(range, APPLIED),
+        encode(applied)?,
+    );
+    Ok(())
+}
+
 /// Writes `batch` to the engine once it holds about a chunk.
 fn flush_full<E: Engine>(commit: &GroupCommit<E>, batch: &mut WriteBatch) -> io::Result<()> {
     if batch.size_bytes() >= CHUNK_BYTES {
@@ -409,11 +414,7 @@ fn write_install<E: Engine>(
         flush_full(commit, &mut batch)
     })?;
     batch.put(Keyspace::RaftState, state_key(range, SPAN), encode(&span)?);
-    batch.put(
-        Keyspace::RaftState,
-        state_key(range, APPLIED),
-        encode(applied)?,
-    );
+    put_applied(&mut batch, range, applied)?;
     batch.delete(Keyspace::RaftState, state_key(range, INSTALLING));
     commit.write(&batch).map_err(io_err)
 }
