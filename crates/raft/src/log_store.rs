@@ -172,7 +172,7 @@ impl<E: Engine> RaftLogStorage<TypeConfig> for LogStore<E> {
             state_key(self.range, COMMITTED),
             encode(&committed)?,
         );
-        self.commit.write(&b).map(|_| ()).map_err(io_err)
+        self.commit.write_unsynced(&b).map_err(io_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<TypeConfig>>, io::Error> {
@@ -212,7 +212,7 @@ impl<E: Engine> RaftLogStorage<TypeConfig> for LogStore<E> {
         self.delete_entries(&mut b, from, u64::MAX)?;
         // Ordered before any later append in the engine's journal, so the append's sync
         // covers it.
-        self.commit.write(&b).map(|_| ()).map_err(io_err)
+        self.commit.write_unsynced(&b).map_err(io_err)
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
@@ -235,6 +235,6 @@ impl<E: Engine> RaftLogStorage<TypeConfig> for LogStore<E> {
         } else {
             self.delete_entries(&mut b, from, log_id.index())?;
         }
-        self.commit.write(&b).map(|_| ()).map_err(io_err)
+        self.commit.write_unsynced(&b).map_err(io_err)
     }
 }

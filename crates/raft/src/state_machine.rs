@@ -381,7 +381,9 @@ fn put_applied(batch: &mut WriteBatch, range: u64, applied: &Applied) -> io::Res
 /// Writes `batch` to the engine once it holds about a chunk.
 fn flush_full<E: Engine>(commit: &GroupCommit<E>, batch: &mut WriteBatch) -> io::Result<()> {
     if batch.size_bytes() >= CHUNK_BYTES {
-        commit.write(&std::mem::take(batch)).map_err(io_err)?;
+        commit
+            .write_unsynced(&std::mem::take(batch))
+            .map_err(io_err)?;
     }
     Ok(())
 }
@@ -487,7 +489,8 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             responders.extend(responder);
         }
         self.put_applied(&mut batch, &applied)?;
-        self.commit.write(&batch).map_err(io_err)?;
+        // Not synced (see the crate's doc): the log entries are durable already.
+        self.commit.write_unsynced(&batch).map_err(io_err)?;
         if !splits.is_empty() {
             self.set_span(span);
             for event in splits {

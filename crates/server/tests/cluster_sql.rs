@@ -644,16 +644,35 @@ async fn a_transaction_holding_a_lock_past_its_ttl_keeps_it() {
 /// Pessimistic locks live in the leaseholder's memory only, so a leaseholder's death takes
 /// them with it. The transaction that held one must then not commit an update computed
 /// from the value it locked if another writer got in meanwhile: it fails with 40001, or
-/// commits only if its read still holds. Either way no update is lost.
+/// commits only if its read still holds. Either way no update is lost. Here the holder
+/// commits in one phase (one range).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
+    lock_lost_with_its_leaseholder(false).await;
+}
+
+/// As above, with a holder that also updates a second table (another range), so it
+/// commits in two phases: its locked reads are not validated at commit (the lock stood
+/// for them), so the prewrite must catch the lost lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_lost_with_its_leaseholder_fails_a_two_phase_commit_too() {
+    lock_lost_with_its_leaseholder(true).await;
+}
+
+async fn lock_lost_with_its_leaseholder(two_ranges: bool) {
     let c = start().await;
     let admin = connect(&c.url(1).unwrap()).await.unwrap();
     admin
-        .batch_execute("CREATE TABLE p (k INT PRIMARY KEY, v INT); INSERT INTO p VALUES (1, 0);")
+        .batch_execute(
+            "CREATE TABLE p (k INT PRIMARY KEY, v INT); INSERT INTO p VALUES (1, 0);
+             CREATE TABLE q (k INT PRIMARY KEY, v INT); INSERT INTO q VALUES (1, 0);",
+        )
         .await
         .unwrap();
     let range = range_of_table(&c, &admin, "p").await;
+    if two_ranges {
+        assert_ne!(range, range_of_table(&c, &admin, "q").await);
+    }
     let victim = c.kv().leader(range).unwrap();
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != victim).collect();
     let holder = connect(&c.url(others[0]).unwrap()).await.unwrap();
@@ -675,7 +694,13 @@ async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
         "leaseholder node {victim} killed; the second writer finished after {:?}: {wrote:?}",
         started.elapsed()
     );
-    let commit = holder.batch_execute("COMMIT").await;
+    let commit = if two_ranges {
+        holder
+            .batch_execute("UPDATE q SET v = v + 1 WHERE k = 1; COMMIT")
+            .await
+    } else {
+        holder.batch_execute("COMMIT").await
+    };
     let holder_committed = match &commit {
         Ok(()) => true,
         Err(e) => {
@@ -684,6 +709,7 @@ async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
                 Some("40001"),
                 "the first writer's commit failed otherwise: {e:?}"
             );
+            let _ = holder.batch_execute("ROLLBACK").await;
             false
         }
     };
@@ -693,7 +719,14 @@ async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
         .await
         .unwrap()
         .get(0);
-    println!("first writer committed: {holder_committed}, second: {writer_committed}, v = {v}");
+    let w: i32 = writer
+        .query_one("SELECT v FROM q WHERE k = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    println!(
+        "first writer committed: {holder_committed}, second: {writer_committed}, v = {v}, w = {w}"
+    );
     assert!(
         holder_committed || writer_committed,
         "one of the two writers must commit"
@@ -702,6 +735,11 @@ async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
         v,
         i32::from(holder_committed) + 10 * i32::from(writer_committed),
         "every committed update must be in the value"
+    );
+    assert_eq!(
+        w,
+        i32::from(holder_committed && two_ranges),
+        "the holder's other update is there if and only if it committed"
     );
     c.shutdown().await;
 }

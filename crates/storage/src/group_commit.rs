@@ -148,6 +148,23 @@ impl<E: Engine> GroupCommit<E> {
         Ok(ticket.expect("taken when the write succeeded"))
     }
 
+    /// Applies a batch that needs no sync of its own (visible at once), without waking the
+    /// syncer: it becomes durable with the next sync someone waits for, since the engine's
+    /// journal keeps writes in order. For what a crash may lose and recovery redoes (a Raft
+    /// replica's applied commands, its committed index, log purges).
+    pub fn write_unsynced(&self, batch: &WriteBatch) -> Result<()> {
+        if self.shared.is_poisoned.load(Ordering::Acquire) {
+            return Err(self.shared.poison_error());
+        }
+        let result = self.engine.write(batch);
+        if let Err(e) = &result
+            && e.is_fatal()
+        {
+            self.poison(e);
+        }
+        result
+    }
+
     /// Returns a ticket covering every write visible so far, for a caller that needs what
     /// it has read to be durable: the covering sync starts after this call.
     pub fn ticket(&self) -> Ticket {

@@ -219,3 +219,39 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         thread::park();
     }
 }
+
+#[test]
+fn an_unsynced_write_waits_for_the_next_sync_someone_asks_for() {
+    let engine = Arc::new(FaultEngine::new(MemoryEngine::new()));
+    let gc = GroupCommit::new(engine.clone());
+    for k in ["applied-1", "applied-2", "applied-3"] {
+        gc.write_unsynced(&batch(k)).unwrap();
+    }
+    assert!(has(&*engine, "applied-3"), "visible at once");
+    // No sync of its own: the syncer stays asleep.
+    thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(gc.stats().syncs, 0, "an unsynced write started a sync");
+    assert!(
+        !has(&engine.crash(), "applied-1"),
+        "lost by a crash until synced"
+    );
+    // The next durable write's sync covers every write before it.
+    gc.commit(&batch("appended")).unwrap();
+    assert_eq!(gc.stats().syncs, 1);
+    let after = engine.crash();
+    assert!(
+        ["applied-1", "applied-2", "applied-3", "appended"]
+            .iter()
+            .all(|k| has(&after, k))
+    );
+    // A failed write poisons like any other.
+    engine.fail_nth_write(1, FaultKind::DiskFull);
+    assert!(matches!(
+        gc.write_unsynced(&batch("full")).unwrap_err(),
+        Error::DiskFull { .. }
+    ));
+    assert!(matches!(
+        gc.commit(&batch("later")).unwrap_err(),
+        Error::Poisoned { .. }
+    ));
+}

@@ -40,6 +40,9 @@ struct Reads {
 struct Group {
     mutations: Vec<Mutation>,
     reads: ReadSet,
+    /// Reads known to hold until the transaction's lease deadline (see
+    /// [`Transaction::note_read_until`]): validated only by a commit at or after it.
+    leased: Vec<(Vec<u8>, Timestamp)>,
 }
 
 /// A serializable transaction. Writes are buffered until [`Transaction::commit`].
@@ -233,10 +236,25 @@ impl Transaction {
         self.refresh(now).await
     }
 
-    /// Turns the reads known valid until a deadline into reads validated at commit.
-    fn unlease(&mut self) {
-        for (k, (ts, _)) in std::mem::take(&mut self.leased) {
-            self.reads.keys.entry(k).or_insert(ts);
+    /// Returns false for a key read under this transaction's pessimistic lock: no other
+    /// transaction can commit a version of it while the lock is held (its read was
+    /// validated up to the lock's timestamp when the snapshot moved there), and the
+    /// prewrite fails on any version newer than the lock, or newer than the transaction's
+    /// start if the lock was lost (a leaseholder change drops the in-memory ones). So a
+    /// transaction that commits read a current value, with no validation of its own.
+    fn needs_validation(&self, key: &[u8]) -> bool {
+        !self.locked.contains_key(key)
+    }
+
+    /// Turns the reads known valid only until a deadline at or before `ts` into reads
+    /// validated at commit; the others still hold at `ts`.
+    fn unlease_before(&mut self, ts: Timestamp) {
+        let (expired, live) = std::mem::take(&mut self.leased)
+            .into_iter()
+            .partition(|(_, (_, deadline))| *deadline <= ts);
+        self.leased = live;
+        for (k, (read_ts, _)) in expired {
+            self.reads.keys.entry(k).or_insert(read_ts);
         }
     }
 
@@ -492,10 +510,16 @@ impl Transaction {
     /// else committed or is committing on it in between); otherwise the transaction must
     /// restart: a serialization conflict.
     async fn refresh(&mut self, ts: Timestamp) -> Result<()> {
-        // A cached read is known valid only up to its deadline: validate it like the rest.
-        self.unlease();
+        // A cached read is known valid up to its deadline: one that ends by `ts` is
+        // validated like the rest; one that does not still holds at `ts` and stays as it
+        // is (so moving the snapshot, as every lock for update does, costs no validation
+        // of the SQL catalog, and a one-phase commit stays possible).
+        self.unlease_before(ts);
         let mut by_range: BTreeMap<u64, ReadSet> = BTreeMap::new();
         for (k, t) in &self.reads.keys {
+            if !self.needs_validation(k) {
+                continue;
+            }
             let r = self.client.kv.range_of(k).await?;
             by_range.entry(r.id).or_default().keys.push((k.clone(), *t));
         }
@@ -705,16 +729,16 @@ impl Transaction {
                         spans: reads.spans,
                     };
                     let groups = self.group(mutations, reads).await?;
-                    return self.commit_two_phase(groups, stop).await;
+                    return self.commit_two_phase(groups, None, stop).await;
                 }
                 other => return other.map(Some),
             }
         }
         for (k, ts) in leased {
             let r = self.client.kv.range_of(&k).await?;
-            group_of(&mut groups, &r).reads.keys.push((k, ts));
+            group_of(&mut groups, &r).leased.push((k, ts));
         }
-        self.commit_two_phase(groups, stop).await
+        self.commit_two_phase(groups, deadline, stop).await
     }
 
     /// Sorts mutations and reads by the range that owns them.
@@ -772,6 +796,7 @@ impl Transaction {
     async fn commit_two_phase(
         &mut self,
         groups: BTreeMap<u64, Group>,
+        deadline: Option<Timestamp>,
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
         let primary = match &self.primary {
@@ -790,7 +815,9 @@ impl Transaction {
             .values()
             .flat_map(|g| g.mutations.iter().map(|m| m.key().to_vec()))
             .collect();
-        let result = self.prewrite_and_validate(&groups, &meta, stop).await;
+        let result = self
+            .prewrite_and_validate(&groups, deadline, &meta, stop)
+            .await;
         let commit_ts = match result {
             Ok(Some(ts)) => ts,
             Ok(None) => return Ok(None),
@@ -871,6 +898,7 @@ impl Transaction {
     async fn prewrite_and_validate(
         &self,
         groups: &BTreeMap<u64, Group>,
+        deadline: Option<Timestamp>,
         meta: &TxnMeta,
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
@@ -889,11 +917,30 @@ impl Transaction {
             return Ok(None);
         }
         let commit_ts = self.client.tso.timestamp().await?;
-        let validations = groups.values().filter(|g| !g.reads.is_empty()).map(|g| {
-            self.client.kv.send(Request::ValidateReads {
-                reads: g.reads.clone(),
-                start_ts: self.start_ts,
-                commit_ts,
+        // Validated: what was read, except the keys under this transaction's locks (their
+        // prewrite just checked them; see [`Transaction::needs_validation`]) and the
+        // leased reads if the commit is before their deadline.
+        let lease_holds = deadline.is_some_and(|d| commit_ts < d);
+        let validations = groups.values().filter_map(|g| {
+            let mut reads = ReadSet {
+                keys: g
+                    .reads
+                    .keys
+                    .iter()
+                    .filter(|(k, _)| self.needs_validation(k))
+                    .cloned()
+                    .collect(),
+                spans: g.reads.spans.clone(),
+            };
+            if !lease_holds {
+                reads.keys.extend(g.leased.iter().cloned());
+            }
+            (!reads.is_empty()).then(|| {
+                self.client.kv.send(Request::ValidateReads {
+                    reads,
+                    start_ts: self.start_ts,
+                    commit_ts,
+                })
             })
         });
         futures::future::try_join_all(validations).await?;
@@ -961,6 +1008,7 @@ fn group_of<'g>(groups: &'g mut BTreeMap<u64, Group>, r: &RangeDesc) -> &'g mut 
     groups.entry(r.id).or_insert_with(|| Group {
         mutations: Vec::new(),
         reads: ReadSet::default(),
+        leased: Vec::new(),
     })
 }
 

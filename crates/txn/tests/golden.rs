@@ -220,6 +220,16 @@ impl goldenscript::Runner for Runner {
                     )?;
                 }
             }
+            "note_until" => {
+                // `t1: note_until KEY MS`: the value of KEY (not read from the store) is
+                // known to hold from the read timestamp for MS milliseconds.
+                let mut args = positional(cmd);
+                let ms: u64 = args.pop().ok_or("note_until KEY MS")?.parse()?;
+                let key = args.pop().ok_or("note_until KEY MS")?;
+                let t = self.txn(&name)?;
+                let deadline = t.read_ts().plus_ms(ms);
+                t.note_read_until(key.as_bytes(), deadline);
+            }
             "savepoint" => {
                 let sp_name = positional(cmd).pop().ok_or("savepoint NAME")?;
                 let sp = self.txn(&name)?.savepoint();
@@ -311,6 +321,7 @@ scripts!(
     long_reader_gc,
     lost_update,
     own_writes,
+    read_leases,
     read_refresh,
     pessimistic_locks,
     phantom,
