@@ -236,12 +236,13 @@ impl Transaction {
         self.refresh(now).await
     }
 
-    /// Returns false for a key read under this transaction's pessimistic lock: no other
-    /// transaction can commit a version of it while the lock is held (its read was
-    /// validated up to the lock's timestamp when the snapshot moved there), and the
+    /// Returns false for a key read under this transaction's pessimistic lock, at commit:
+    /// every lock call moves the snapshot to the lock's timestamp and validates every read
+    /// up to there (this key's too, in case its lock was lost and taken again), no other
+    /// transaction can commit a version of the key while the lock is held, and the
     /// prewrite fails on any version newer than the lock, or newer than the transaction's
-    /// start if the lock was lost (a leaseholder change drops the in-memory ones). So a
-    /// transaction that commits read a current value, with no validation of its own.
+    /// start if the lock was lost since (a leaseholder change drops the in-memory ones).
+    /// So a transaction that commits read a current value, with no validation of its own.
     fn needs_validation(&self, key: &[u8]) -> bool {
         !self.locked.contains_key(key)
     }
@@ -516,10 +517,10 @@ impl Transaction {
         // of the SQL catalog, and a one-phase commit stays possible).
         self.unlease_before(ts);
         let mut by_range: BTreeMap<u64, ReadSet> = BTreeMap::new();
+        // Keys under this transaction's locks too: a lock lost with its leaseholder and
+        // taken again by this lock call hides any version committed in between from the
+        // prewrite, which checks only from the new lock's timestamp.
         for (k, t) in &self.reads.keys {
-            if !self.needs_validation(k) {
-                continue;
-            }
             let r = self.client.kv.range_of(k).await?;
             by_range.entry(r.id).or_default().keys.push((k.clone(), *t));
         }
