@@ -130,22 +130,12 @@ impl<E: Engine> GroupCommit<E> {
 
     /// Applies a batch (visible at once) and returns the ticket to wait on for durability.
     pub fn write(&self, batch: &WriteBatch) -> Result<Ticket> {
-        if self.shared.is_poisoned.load(Ordering::Acquire) {
-            return Err(self.shared.poison_error());
-        }
         self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.engine.write(batch);
-        let ticket = result.as_ref().ok().map(|_| self.ticket());
+        let result = self.write_unsynced(batch).map(|()| self.ticket());
         if self.shared.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.drained.notify(1);
         }
-        if let Err(e) = result {
-            if e.is_fatal() {
-                self.poison(&e);
-            }
-            return Err(e);
-        }
-        Ok(ticket.expect("taken when the write succeeded"))
+        result
     }
 
     /// Applies a batch that needs no sync of its own (visible at once), without waking the

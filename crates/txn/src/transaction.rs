@@ -236,17 +236,6 @@ impl Transaction {
         self.refresh(now).await
     }
 
-    /// Returns false for a key read under this transaction's pessimistic lock, at commit:
-    /// every lock call moves the snapshot to the lock's timestamp and validates every read
-    /// up to there (this key's too, in case its lock was lost and taken again), no other
-    /// transaction can commit a version of the key while the lock is held, and the
-    /// prewrite fails on any version newer than the lock, or newer than the transaction's
-    /// start if the lock was lost since (a leaseholder change drops the in-memory ones).
-    /// So a transaction that commits read a current value, with no validation of its own.
-    fn needs_validation(&self, key: &[u8]) -> bool {
-        !self.locked.contains_key(key)
-    }
-
     /// Turns the reads known valid only until a deadline at or before `ts` into reads
     /// validated at commit; the others still hold at `ts`.
     fn unlease_before(&mut self, ts: Timestamp) {
@@ -918,9 +907,14 @@ impl Transaction {
             return Ok(None);
         }
         let commit_ts = self.client.tso.timestamp().await?;
-        // Validated: what was read, except the keys under this transaction's locks (their
-        // prewrite just checked them; see [`Transaction::needs_validation`]) and the
-        // leased reads if the commit is before their deadline.
+        // Validated: what was read, except the leased reads if the commit is before their
+        // deadline, and the keys under this transaction's pessimistic locks. Those need
+        // none here (a read refresh still validates them): every lock call moves the
+        // snapshot to the lock's timestamp and validates every read up to there (a key's
+        // too, in case its lock was lost and taken again), no other transaction commits a
+        // version of the key while the lock is held, and the prewrite just failed on any
+        // version newer than the lock, or newer than the start if the lock was lost since
+        // (a leaseholder change drops the in-memory ones).
         let lease_holds = deadline.is_some_and(|d| commit_ts < d);
         let validations = groups.values().filter_map(|g| {
             let mut reads = ReadSet {
@@ -928,7 +922,7 @@ impl Transaction {
                     .reads
                     .keys
                     .iter()
-                    .filter(|(k, _)| self.needs_validation(k))
+                    .filter(|(k, _)| !self.locked.contains_key(k))
                     .cloned()
                     .collect(),
                 spans: g.reads.spans.clone(),
