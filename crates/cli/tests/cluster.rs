@@ -580,6 +580,20 @@ fn quiesced(node: &Node, range: u64) -> Option<bool> {
         .and_then(|r| r["quiesced"].as_bool())
 }
 
+/// Returns the value of metric `name` (with its labels, as printed) on `node`'s `/metrics`.
+fn metric(node: &Node, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(&node.http).unwrap();
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", node.http).unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_ranges_quiesce_and_wake_for_writes_and_a_dead_leader() {
     let _serial = CLUSTERS.lock().await;
@@ -609,6 +623,11 @@ async fn idle_ranges_quiesce_and_wake_for_writes_and_a_dead_leader() {
         .await
         .unwrap();
     println!("a write to a quiesced range took {:?}", t.elapsed());
+    // The nodes count what they did: the insert's one-phase commit, and the Raft appends
+    // that carried it to the two followers.
+    let total = |name: &str| nodes.iter().map(|n| metric(n, name)).sum::<f64>();
+    assert!(total("tessera_kv_requests_total{kind=\"one_phase_commit\"}") >= 1.0);
+    assert!(total("tessera_raft_messages_sent_total{kind=\"append\"}") >= 2.0);
     wait_for(
         Duration::from_secs(30),
         "the range to quiesce again",

@@ -56,11 +56,16 @@ pub enum Request {
         reverse: bool,
         txn: Option<Timestamp>,
     },
-    /// Takes pessimistic locks and returns the keys' latest values.
+    /// Takes pessimistic locks and returns the keys' latest values (`Locked`). The locks
+    /// are taken at `for_update_ts`, or at the newest version of any of the keys if that is
+    /// newer. Another transaction's lock on a key is waited for, up to `wait_ms`, at the
+    /// leaseholder (the lock is taken as soon as it is released); then, or at once if its
+    /// time to live ran out, the request fails with `KeyIsLocked`.
     PessimisticLock {
         keys: Vec<Vec<u8>>,
         txn: TxnMeta,
         for_update_ts: Timestamp,
+        wait_ms: u64,
     },
     /// First phase of a two-phase commit.
     Prewrite {
@@ -101,7 +106,13 @@ pub enum Request {
     /// Notes at the range of `txn`'s primary that `txn` waits for `holder`'s lock (for a
     /// short while, renewed as the wait goes on), so that deadlock detection can follow
     /// the chain of waits. Kept in the leaseholder's memory only; answers `Done`.
-    NoteWait { txn: TxnRef, holder: TxnRef },
+    /// The note lasts `for_ms` (at most a couple of seconds); zero removes it (the wait
+    /// ended), so that no chain of waits runs through a transaction that waits no more.
+    NoteWait {
+        txn: TxnRef,
+        holder: TxnRef,
+        for_ms: u64,
+    },
     /// Asks the range of `txn`'s primary which transaction `txn` waits for, if it noted
     /// a wait lately; answers `WaitsFor`.
     WaitsFor { txn: TxnRef },
@@ -147,8 +158,14 @@ pub enum Request {
 /// The answer to a [`Request`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Response {
-    /// Values of a `Get` or `PessimisticLock`, in request order.
+    /// Values of a `Get`, in request order.
     Values(Vec<Option<Vec<u8>>>),
+    /// The answer to a `PessimisticLock`: the timestamp the locks were taken at and the
+    /// keys' latest values, in request order.
+    Locked {
+        ts: Timestamp,
+        values: Vec<Option<Vec<u8>>>,
+    },
     /// Result of a `Scan`.
     Scan(ScanOutcome),
     /// A command that returns nothing succeeded.

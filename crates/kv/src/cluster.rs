@@ -325,7 +325,7 @@ impl<E: Engine> LocalCluster<E> {
             .clone();
         let shared = &self.shared;
         let _starting = shared.starting.lock().await;
-        let store = Arc::new(Store::new(node));
+        let store = Arc::new(Store::new(node, Arc::default()));
         shared.net.add_node(node);
         // Up first, so a split applied while the node replays its logs finds the store.
         shared.stores_mut().insert(node, store.clone());

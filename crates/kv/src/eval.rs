@@ -174,9 +174,9 @@ impl LockWaits {
 }
 
 /// Which transaction each transaction whose primary lives here waits for, as the waiters
-/// noted it ([`Request::NoteWait`]). In memory only: a note lasts [`WaitNotes::LIFE`]
-/// unless renewed, and a new leaseholder starts with none (waiters renew theirs while
-/// they wait, so deadlock detection only pauses).
+/// noted it ([`Request::NoteWait`]). In memory only: a note lasts as long as its waiter
+/// said (at most [`WaitNotes::LIFE`]) unless renewed, and a new leaseholder starts with
+/// none (waiters renew theirs while they wait, so deadlock detection only pauses).
 #[derive(Default)]
 struct WaitNotes {
     notes: std::sync::Mutex<HashMap<TxnRef, (TxnRef, Instant)>>,
@@ -189,19 +189,25 @@ impl WaitNotes {
         self.notes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note(&self, txn: TxnRef, holder: TxnRef) {
+    /// Notes that `txn` waits for `holder` for the next `life` (at most [`Self::LIFE`]);
+    /// a zero `life` forgets `txn`'s note.
+    fn note(&self, txn: TxnRef, holder: TxnRef, life: Duration) {
         let now = Instant::now();
         let mut notes = self.notes();
-        if notes.len() >= 1024 {
-            notes.retain(|_, (_, at)| now.duration_since(*at) < Self::LIFE);
+        if life.is_zero() {
+            notes.remove(&txn);
+            return;
         }
-        notes.insert(txn, (holder, now));
+        if notes.len() >= 1024 {
+            notes.retain(|_, (_, until)| now < *until);
+        }
+        notes.insert(txn, (holder, now + life.min(Self::LIFE)));
     }
 
     fn waits_for(&self, txn: &TxnRef) -> Option<TxnRef> {
         let notes = self.notes();
-        let (holder, at) = notes.get(txn)?;
-        (at.elapsed() < Self::LIFE).then(|| holder.clone())
+        let (holder, until) = notes.get(txn)?;
+        (Instant::now() < *until).then(|| holder.clone())
     }
 }
 
@@ -247,6 +253,59 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
 
     fn reader(&self) -> MvccReader<'_, E> {
         MvccReader::new(self.engine.as_ref())
+    }
+
+    /// Runs `attempt`, which executes `req`; for a pessimistic lock that meets a live
+    /// holder's lock, waits for that lock's release and runs it again, until the request's
+    /// `wait_ms` ran out. The wait holds nothing (no latch, no split gate): when many wait
+    /// for one hot key, only the lock taken costs its transaction a round trip.
+    pub(crate) async fn locking<F, Fut>(&self, req: &Request, mut attempt: F) -> Result<Response>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Response>>,
+    {
+        let wait_ms = match req {
+            Request::PessimisticLock { wait_ms, .. } => *wait_ms,
+            _ => 0,
+        };
+        let until = Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            match attempt().await {
+                // Not a holder whose time to live ran out: that one's fate is for the
+                // transaction to find out, at once.
+                Err(Error::Mvcc(mvcc::Error::KeyIsLocked(lock)))
+                    if Instant::now() < until
+                        && self.clock.now_ms()
+                            < lock.start_ts.physical_ms().saturating_add(lock.ttl_ms) =>
+                {
+                    let left = until.saturating_duration_since(Instant::now());
+                    self.wait_released(&lock.key, lock.start_ts, left).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until the lock of transaction `start_ts` on `key` is gone (or any lock of the
+    /// key's wait slot is released), at most `timeout`.
+    async fn wait_released(
+        &self,
+        key: &[u8],
+        start_ts: Timestamp,
+        timeout: Duration,
+    ) -> Result<()> {
+        let notified = self.lock_waits.slot(key).notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a release right after it still wakes us.
+        notified.as_mut().enable();
+        let view = self.ready_for_writes().await?;
+        let held = MvccReader::new(&view)
+            .lock(key)?
+            .is_some_and(|l| l.start_ts == start_ts);
+        if held {
+            let _ = tokio::time::timeout(timeout, notified).await;
+        }
+        Ok(())
     }
 
     /// Checks that the replica may evaluate (see [`Log::ready`]) and returns the view
@@ -487,21 +546,29 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 keys,
                 txn,
                 for_update_ts,
+                wait_ms,
             } => {
                 self.read_stamps
                     .keys(keys.iter().map(Vec::as_slice), for_update_ts);
+                // One attempt; `Evaluator::locking` waits for a holder's lock and retries.
+                let _ = wait_ms;
                 // A lost pessimistic lock costs at most a conflict later (the prewrite and
                 // read validation re-check the key), so it need not wait for an fsync.
-                let values = self
+                let (ts, values) = self
                     .write(keys.clone(), false, |r, b| {
-                        keys.iter()
-                            .map(|k| {
-                                commands::acquire_pessimistic_lock(r, b, k, &txn, for_update_ts)
-                            })
-                            .collect::<mvcc::Result<Vec<_>>>()
+                        let mut ts = for_update_ts;
+                        for k in &keys {
+                            ts = commands::pessimistic_lock_ts(r, k, ts)?;
+                        }
+                        let values = keys
+                            .iter()
+                            .map(|k| commands::acquire_pessimistic_lock(r, b, k, &txn, ts))
+                            .collect::<mvcc::Result<Vec<_>>>()?;
+                        Ok((ts, values))
                     })
                     .await?;
-                Ok(Response::Values(values))
+                self.read_stamps.keys(keys.iter().map(Vec::as_slice), ts);
+                Ok(Response::Locked { ts, values })
             }
             Request::Prewrite { txn, mutations } => {
                 let keys = mutations.iter().map(|m| m.key().to_vec()).collect();
@@ -582,9 +649,14 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                     .await?;
                 Ok(Response::TxnStatus(status))
             }
-            Request::NoteWait { txn, holder } => {
+            Request::NoteWait {
+                txn,
+                holder,
+                for_ms,
+            } => {
                 self.log.ready().await?;
-                self.wait_notes.note(txn, holder);
+                self.wait_notes
+                    .note(txn, holder, Duration::from_millis(for_ms));
                 Ok(Response::Done)
             }
             Request::WaitsFor { txn } => {
@@ -619,21 +691,8 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 start_ts,
                 timeout_ms,
             } => {
-                let notified = self.lock_waits.slot(&key).notified();
-                tokio::pin!(notified);
-                // Registered before the check, so a release right after it still wakes us.
-                notified.as_mut().enable();
-                let view = self.ready_for_writes().await?;
-                let held = MvccReader::new(&view)
-                    .lock(&key)?
-                    .is_some_and(|l| l.start_ts == start_ts);
-                if held {
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_millis(timeout_ms),
-                        notified,
-                    )
-                    .await;
-                }
+                self.wait_released(&key, start_ts, Duration::from_millis(timeout_ms))
+                    .await?;
                 Ok(Response::Done)
             }
             Request::Gc {

@@ -42,6 +42,7 @@ mod read_stamps;
 mod replica;
 mod router;
 pub mod rpc;
+pub mod stats;
 pub mod tso;
 
 use async_trait::async_trait;

@@ -87,6 +87,12 @@ impl<E: Engine> LocalKv<E> {
 #[async_trait]
 impl<E: Engine> KvService for LocalKv<E> {
     async fn send(&self, req: Request) -> Result<Response> {
+        if matches!(req, Request::PessimisticLock { .. }) {
+            return self
+                .eval
+                .locking(&req, || self.eval.execute(req.clone()))
+                .await;
+        }
         self.eval.execute(req).await
     }
 

@@ -32,6 +32,7 @@ use storage::{Engine, WriteBatch};
 use crate::api::{RangeDesc, Request, Response};
 use crate::error::{Error, Result};
 use crate::eval::{Evaluator, Log};
+use crate::stats::NodeStats;
 use crate::tso::TimestampOracle;
 
 /// How long a replica whose lease lapsed tries to confirm its leadership with a quorum.
@@ -266,6 +267,16 @@ impl<E: Engine> Replica<E> {
         if let Request::Split { key, right } = req {
             return self.split(key, right).await;
         }
+        if matches!(req, Request::PessimisticLock { .. }) {
+            return self
+                .eval
+                .locking(&req, || self.execute_once(req.clone()))
+                .await;
+        }
+        self.execute_once(req).await
+    }
+
+    async fn execute_once(&self, req: Request) -> Result<Response> {
         // A lock wait only waits: it must not hold a split up for its whole timeout.
         let _gate = match req {
             Request::WaitLock { .. } => None,
@@ -331,14 +342,16 @@ impl<E: Engine> Replica<E> {
 pub struct Store<E: Engine> {
     node: u64,
     replicas: RwLock<BTreeMap<u64, Arc<Replica<E>>>>,
+    stats: Arc<NodeStats>,
 }
 
 impl<E: Engine> Store<E> {
-    /// Returns node `node`'s store with no replicas.
-    pub fn new(node: u64) -> Self {
+    /// Returns node `node`'s store with no replicas, counting its requests in `stats`.
+    pub fn new(node: u64, stats: Arc<NodeStats>) -> Self {
         Store {
             node,
             replicas: RwLock::default(),
+            stats,
         }
     }
 
@@ -410,6 +423,7 @@ impl<E: Engine> Store<E> {
     /// Executes `req` on this node's replica of `range`. A split returns once the new
     /// range's replica runs here and has campaigned, so it gets a leader at once.
     pub async fn execute(&self, range: u64, req: Request) -> Result<Response> {
+        self.stats.request(&req);
         let replica = self.get(range).ok_or(Error::RangeNotFound {
             range,
             node: self.node,

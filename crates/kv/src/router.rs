@@ -548,10 +548,20 @@ fn merge(pieces: Vec<(Response, Vec<usize>)>) -> Result<Response> {
     let total: usize = pieces.iter().map(|(_, idx)| idx.len()).sum();
     let mut values: Vec<Option<Vec<u8>>> = vec![None; total];
     let (mut resolved, mut any_values, mut any_resolved) = (0, false, false);
+    // Pieces of a lock may be taken at different timestamps: each piece's values are the
+    // newest, and stay so while locked, so they hold at the newest of the timestamps.
+    let mut locked_at = None;
     for (resp, idx) in pieces {
         match resp {
             Response::Values(v) => {
                 any_values = true;
+                for (value, i) in v.into_iter().zip(idx) {
+                    values[i] = value;
+                }
+            }
+            Response::Locked { ts, values: v } => {
+                any_values = true;
+                locked_at = locked_at.max(Some(ts));
                 for (value, i) in v.into_iter().zip(idx) {
                     values[i] = value;
                 }
@@ -568,7 +578,9 @@ fn merge(pieces: Vec<(Response, Vec<usize>)>) -> Result<Response> {
             }
         }
     }
-    Ok(if any_values {
+    Ok(if let Some(ts) = locked_at {
+        Response::Locked { ts, values }
+    } else if any_values {
         Response::Values(values)
     } else if any_resolved {
         Response::Resolved(resolved)

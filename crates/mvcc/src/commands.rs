@@ -18,7 +18,7 @@ pub use commit::commit;
 pub use gc::{GcOutcome, gc};
 pub use heartbeat::heartbeat;
 pub use one_phase::commit_one_phase;
-pub use pessimistic_lock::acquire_pessimistic_lock;
+pub use pessimistic_lock::{acquire_pessimistic_lock, pessimistic_lock_ts};
 pub use prewrite::{TxnMeta, prewrite};
 pub use resolve_lock::resolve_lock;
 pub use rollback::rollback;

@@ -93,6 +93,51 @@ async fn node(State(s): State<Arc<HttpState>>) -> Json<NodeInfo> {
     })
 }
 
+/// The counters of a cluster node's key-value and Raft layers.
+fn cluster_metrics(out: &mut String, c: &kv::stats::StatsSnapshot) {
+    let mut labelled = |name: &str, help: &str, label: &str, values: &[(&str, u64)]| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (v, n) in values {
+            out.push_str(&format!("{name}{{{label}=\"{v}\"}} {n}\n"));
+        }
+    };
+    let by_kind = |kinds: &[&'static str], counts: &[u64]| -> Vec<(&'static str, u64)> {
+        kinds.iter().copied().zip(counts.iter().copied()).collect()
+    };
+    labelled(
+        "tessera_kv_requests_total",
+        "Key-value requests executed by this node's replicas, by kind.",
+        "kind",
+        &by_kind(&kv::stats::REQUEST_KINDS, &c.requests),
+    );
+    labelled(
+        "tessera_raft_messages_sent_total",
+        "Raft messages sent to other nodes, by kind.",
+        "kind",
+        &by_kind(&kv::stats::RAFT_KINDS, &c.raft_sent),
+    );
+    let mut metric = |name: &str, help: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "tessera_kv_remote_requests_total",
+        "Key-value requests that came from other nodes.",
+        c.remote_requests,
+    );
+    metric(
+        "tessera_raft_calls_sent_total",
+        "Calls to other nodes carrying Raft messages (messages to one node share a call).",
+        c.raft_calls,
+    );
+    metric(
+        "tessera_tso_requests_total",
+        "Timestamp requests this node's oracle served for other nodes.",
+        c.tso_requests,
+    );
+}
+
 async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     let c = s.status.commit.stats();
     let mut out = String::new();
@@ -125,5 +170,8 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         "Seconds since the node started.",
         s.started.elapsed().as_secs_f64(),
     );
+    if let Some(node) = &s.status.cluster {
+        cluster_metrics(&mut out, &node.peers().stats().snapshot());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

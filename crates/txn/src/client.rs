@@ -34,8 +34,6 @@ pub struct TxnConfig {
     /// How often a node runs GC over the ranges (on a cluster, the node leading the meta
     /// range does, one range at a time through each range's leaseholder).
     pub gc_interval: Duration,
-    /// How many times to retry a pessimistic lock that met a newer version.
-    pub max_lock_retries: usize,
 }
 
 impl Default for TxnConfig {
@@ -48,7 +46,6 @@ impl Default for TxnConfig {
             max_txn_bytes: 256 * 1024 * 1024,
             gc_ttl_ms: 4 * 60 * 60 * 1000,
             gc_interval: Duration::from_secs(5 * 60),
-            max_lock_retries: 32,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Meeting other transactions' locks: ask the primary, then resolve or wait.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base::Timestamp;
@@ -12,6 +13,8 @@ use crate::error::{Error, Result};
 
 /// How many waits-for links deadlock detection follows from the holder of a lock.
 const MAX_HOPS: usize = 32;
+/// How much longer than its coming slice of waiting a wait is noted for.
+const NOTE_MARGIN_MS: u64 = 100;
 
 /// Exponential backoff with a deadline, for waiting on a live transaction's lock; and who
 /// waits, for deadlock detection.
@@ -22,6 +25,8 @@ pub(crate) struct Backoff {
     waiter: Option<TxnRef>,
     /// Waits so far.
     rounds: u32,
+    /// Whether the waiter noted a wait at its primary's range (to remove once it ends).
+    noted: bool,
 }
 
 impl Backoff {
@@ -33,28 +38,40 @@ impl Backoff {
             next: Duration::from_millis(20),
             waiter,
             rounds: 0,
+            noted: false,
         }
     }
 
-    /// Waits for `lock` to be released, at most a growing slice of the remaining time (so
+    /// The next slice of waiting, in milliseconds: a growing part of the remaining time (so
     /// that a holder that died is noticed once its TTL runs out).
-    async fn wait(&mut self, kv: &dyn KvService, lock: &LockInfo) -> Result<()> {
-        let now = Instant::now();
-        if now >= self.deadline {
+    pub(crate) fn slice_ms(&self) -> u64 {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.next.min(left).as_millis().max(1) as u64
+    }
+
+    /// Notes that a slice was spent waiting for `lock`; fails once the time is up.
+    fn waited(&mut self, lock: &LockInfo) -> Result<()> {
+        if Instant::now() >= self.deadline {
             return Err(Error::LockWaitTimeout {
                 key: lock.key.clone(),
                 holder: lock.start_ts,
             });
         }
-        let slice = self.next.min(self.deadline - now);
+        self.next = (self.next * 2).min(Duration::from_millis(500));
+        self.rounds += 1;
+        Ok(())
+    }
+
+    /// Waits for `lock` to be released, at most the next slice; fails if the time is up.
+    async fn wait(&mut self, kv: &dyn KvService, lock: &LockInfo) -> Result<()> {
+        let slice = self.slice_ms();
+        self.waited(lock)?;
         kv.send(Request::WaitLock {
             key: lock.key.clone(),
             start_ts: lock.start_ts,
-            timeout_ms: slice.as_millis().max(1) as u64,
+            timeout_ms: slice,
         })
         .await?;
-        self.next = (self.next * 2).min(Duration::from_millis(500));
-        self.rounds += 1;
         Ok(())
     }
 }
@@ -64,6 +81,26 @@ impl Inner {
     /// transaction is finished (or dead: its TTL ran out), or waits a little while it is
     /// alive. Returns when the caller should retry its request.
     pub(crate) async fn resolve(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<()> {
+        if self.settle(lock, backoff).await? {
+            backoff.wait(self.kv.as_ref(), lock).await?;
+        }
+        Ok(())
+    }
+
+    /// Deals with a lock that a pessimistic lock request met after waiting a slice for it
+    /// at the leaseholder (or at once, its holder's time to live having run out): as
+    /// [`Inner::resolve`], except that the wait is over.
+    pub(crate) async fn waited_for(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<()> {
+        if self.settle(lock, backoff).await? {
+            backoff.waited(lock)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls `lock` forward or back if its transaction is finished (or dead), and returns
+    /// false; for a live holder, looks for a deadlock (once a slice of waiting went by) and
+    /// returns true: the caller should wait.
+    async fn settle(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<bool> {
         let now_ms = self.clock.now_ms();
         let expired = now_ms >= lock.start_ts.physical_ms().saturating_add(lock.ttl_ms);
         let req = Request::CheckTxnStatus {
@@ -91,19 +128,20 @@ impl Inner {
             TxnStatus::Locked { .. } | TxnStatus::NotFound => {
                 // A short wait is the common case: look for a deadlock only once the
                 // first slice went by without the lock going away.
-                if let Some(me) = backoff.waiter.as_ref().filter(|_| backoff.rounds > 0)
-                    && self.is_deadlock_victim(me, lock).await
+                if let Some(me) = backoff.waiter.clone().filter(|_| backoff.rounds > 0)
+                    && self.is_deadlock_victim(&me, lock, backoff).await
                 {
                     return Err(Error::Deadlock {
                         key: lock.key.clone(),
                         holder: lock.start_ts,
                     });
                 }
-                return backoff.wait(self.kv.as_ref(), lock).await;
+                return Ok(true);
             }
         };
         self.resolve_keys(vec![lock.key.clone()], lock.start_ts, commit_ts)
-            .await
+            .await?;
+        Ok(false)
     }
 
     /// Notes that `me` waits for the holder of `lock`, then follows the chain of waits
@@ -111,7 +149,12 @@ impl Inner {
     /// chain leads back to `me`, the youngest transaction on the cycle gives up: returns
     /// true if that is `me`. The others keep waiting; the victim finds the same cycle when
     /// it looks. Detection is best effort: a failed lookup counts as no cycle this time.
-    async fn is_deadlock_victim(&self, me: &TxnRef, lock: &LockInfo) -> bool {
+    async fn is_deadlock_victim(
+        &self,
+        me: &TxnRef,
+        lock: &LockInfo,
+        backoff: &mut Backoff,
+    ) -> bool {
         let holder = TxnRef {
             primary: lock.primary.clone(),
             start_ts: lock.start_ts,
@@ -119,14 +162,17 @@ impl Inner {
         if holder.start_ts == me.start_ts {
             return false;
         }
+        // For the coming slice of waiting, and a little more for the round trips.
         let note = Request::NoteWait {
             txn: me.clone(),
             holder: holder.clone(),
+            for_ms: backoff.slice_ms() + NOTE_MARGIN_MS,
         };
         if let Err(e) = self.kv.send(note).await {
             tracing::debug!(error = %e, "noting a lock wait failed");
             return false;
         }
+        backoff.noted = true;
         let mut youngest = me.start_ts.max(holder.start_ts);
         let mut at = holder;
         for _ in 0..MAX_HOPS {
@@ -149,6 +195,26 @@ impl Inner {
             at = next;
         }
         false
+    }
+
+    /// Removes the wait `backoff`'s waiter noted, if it did: its wait is over. Best
+    /// effort: a note left behind ends by itself.
+    /// In the background, as the waiter holds locks meanwhile.
+    pub(crate) fn wait_over(self: &Arc<Self>, backoff: &Backoff) {
+        let Some(me) = backoff.waiter.clone().filter(|_| backoff.noted) else {
+            return;
+        };
+        let clear = Request::NoteWait {
+            holder: me.clone(),
+            txn: me,
+            for_ms: 0,
+        };
+        let kv = self.kv.clone();
+        self.in_background(async move {
+            if let Err(e) = kv.send(clear).await {
+                tracing::debug!(error = %e, "removing a lock wait note failed");
+            }
+        });
     }
 
     async fn resolve_keys(

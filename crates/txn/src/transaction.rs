@@ -568,38 +568,26 @@ impl Transaction {
         meta: &TxnMeta,
     ) -> Result<(Timestamp, Vec<Option<Vec<u8>>>)> {
         let mut backoff = self.backoff();
-        let mut conflicts = 0;
-        // Taken once and kept while waiting for another transaction's lock: waiting needs
-        // no newer timestamp (and so takes a number of timestamps that does not depend on
-        // how often the waiter woke). Only a version newer than it calls for a new one.
-        let mut current = None;
         loop {
-            let for_update_ts = match current {
-                Some(ts) => ts,
-                None => *current.insert(self.client.tso.timestamp().await?),
-            };
+            // At the snapshot: the range locks at the newest version of a key instead if
+            // that is newer (and the snapshot then moves up to it), so taking a lock asks
+            // the oracle for nothing, and a version committed meanwhile is no retry.
             let req = Request::PessimisticLock {
                 keys: keys.to_vec(),
                 txn: meta.clone(),
-                for_update_ts,
+                for_update_ts: self.read_ts,
+                wait_ms: backoff.slice_ms(),
             };
             match self.client.kv.send(req).await {
-                Ok(Response::Values(v)) => return Ok((for_update_ts, v)),
-                Ok(other) => return Err(unexpected("PessimisticLock", &other)),
-                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
-                    self.client.resolve(&lock, &mut backoff).await?;
-                    // The holder may commit a newer version meanwhile: that conflict is
-                    // the expected end of a wait, not a retry to count.
-                    conflicts = 0;
+                Ok(Response::Locked { ts, values }) => {
+                    self.client.wait_over(&backoff);
+                    return Ok((ts, values));
                 }
-                Err(e @ kv::Error::Mvcc(mvcc::Error::WriteConflict { .. }))
-                    if conflicts < self.client.config.max_lock_retries =>
-                {
-                    // A version landed after for_update_ts (while we waited for its writer,
-                    // or between taking the timestamp and locking): lock again at a newer one.
-                    conflicts += 1;
-                    current = None;
-                    tracing::debug!(error = %e, "pessimistic lock retried");
+                Ok(other) => return Err(unexpected("PessimisticLock", &other)),
+                // The range waited a slice for the holder (or not at all, if its time to
+                // live ran out): find out its fate, and look for a deadlock.
+                Err(kv::Error::Mvcc(mvcc::Error::KeyIsLocked(lock))) => {
+                    self.client.waited_for(&lock, &mut backoff).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -53,7 +53,7 @@ impl RemoteClient {
             let directory = Arc::new(NodeDirectory::new(initial_ranges(&[]), peers.clone()));
             let transport = Arc::new(GrpcTransport::<storage::MemoryEngine> {
                 me: 0,
-                store: Arc::new(Store::new(0)),
+                store: Arc::new(Store::new(0, peers.stats().clone())),
                 peers: peers.clone(),
             });
             return Ok(RemoteClient {

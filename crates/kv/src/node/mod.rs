@@ -388,7 +388,7 @@ impl<E: Engine> ClusterNode<E> {
         self.peers.set_header(&ident.cluster_id, me);
         self.peers.learn(self.self_addr(me));
         self.peers.heard_from(me);
-        let store = Arc::new(Store::new(me));
+        let store = Arc::new(Store::new(me, self.peers.stats().clone()));
         let _ = self.store.set(store.clone());
         let tso = Arc::new(ClusterTso::new(
             me,

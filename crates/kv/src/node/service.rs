@@ -235,7 +235,10 @@ impl<E: Engine> pb::node_server::Node for NodeService<E> {
         let ident = self.admit_header(req.header.as_ref())?;
         let body = match decode(&req.body) {
             Ok(r) => match self.node.store() {
-                Some(store) => encode_result(store.execute(req.range, r).await),
+                Some(store) => {
+                    self.node.peers.stats().remote_request();
+                    encode_result(store.execute(req.range, r).await)
+                }
                 None => encode_result::<()>(Err(Error::Shutdown)),
             },
             Err(detail) => encode_result::<()>(Err(Error::NodeUnreachable {
@@ -252,6 +255,7 @@ impl<E: Engine> pb::node_server::Node for NodeService<E> {
     ) -> Result<Response<pb::TsoReply>, Status> {
         let req = request.into_inner();
         self.admit_header(req.header.as_ref())?;
+        self.node.peers.stats().tso_request();
         let tso = self
             .node
             .tso()

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 use super::pb::node_client::NodeClient;
 use super::{decode, encode, pb};
+use crate::stats::NodeStats;
 
 /// Most Raft messages in one call.
 const MAX_BATCH: usize = 256;
@@ -57,6 +58,7 @@ struct Inner {
     conns: Mutex<HashMap<u64, Conn>>,
     /// When each peer last answered a call.
     heard: Mutex<HashMap<u64, Instant>>,
+    stats: Arc<NodeStats>,
 }
 
 /// The peers of one node. Clones share everything.
@@ -73,6 +75,7 @@ impl Default for Peers {
                 book: RwLock::default(),
                 conns: Mutex::default(),
                 heard: Mutex::default(),
+                stats: Arc::default(),
             }),
         }
     }
@@ -91,6 +94,11 @@ impl Peers {
             from_node: node,
             to_node: 0,
         };
+    }
+
+    /// Returns the node's counters (its store counts into them too).
+    pub fn stats(&self) -> &Arc<NodeStats> {
+        &self.inner.stats
     }
 
     /// Returns the header of outgoing messages.
@@ -212,6 +220,7 @@ impl Peers {
         msg: pb::RaftMessage,
     ) -> Result<Vec<u8>, String> {
         let (_, queue) = self.conn(node, addr)?;
+        self.inner.stats.raft_message(msg.kind);
         let (reply, rx) = oneshot::channel();
         queue
             .send(Pending { msg, reply })
@@ -244,6 +253,7 @@ async fn pump(
         }
         let mut client = client.clone();
         let peers = peers.clone();
+        peers.inner.stats.raft_call();
         tokio::spawn(async move {
             let (messages, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.msg, p.reply)).unzip();

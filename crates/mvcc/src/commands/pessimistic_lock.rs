@@ -8,8 +8,24 @@ use crate::error::{Error, Result};
 use crate::reader::{MvccReader, lock_info};
 use crate::record::{Lock, LockKind};
 
-/// Locks `key` for transaction `txn` at `for_update_ts` (a timestamp taken after the lock
-/// was requested) and returns the key's latest value.
+/// Returns the timestamp a lock on `key` asked for at `for_update_ts` is taken at: that one,
+/// or the commit timestamp of the key's newest data version if it is newer. Locking there
+/// returns the newest value instead of failing with `WriteConflict`: the lock is taken under
+/// latches, so no version can land between that timestamp and the lock (TiKV's "lock with
+/// conflict"). The transaction then reads at that timestamp, which the oracle handed out
+/// before, so its snapshot misses no commit below it.
+pub fn pessimistic_lock_ts<R: ReadView + ?Sized>(
+    reader: &MvccReader<'_, R>,
+    key: &[u8],
+    for_update_ts: Timestamp,
+) -> Result<Timestamp> {
+    Ok(match reader.latest(key)?.and_then(|l| l.data) {
+        Some((ts, _)) if ts > for_update_ts => ts,
+        _ => for_update_ts,
+    })
+}
+
+/// Locks `key` for transaction `txn` at `for_update_ts` and returns the key's latest value.
 ///
 /// The lock keeps other writers out, so the value read cannot change before the
 /// transaction commits; readers are not blocked. Fails with `KeyIsLocked` on another
