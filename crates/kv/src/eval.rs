@@ -255,28 +255,22 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
         MvccReader::new(self.engine.as_ref())
     }
 
-    /// Runs `attempt`, which executes `req`; for a pessimistic lock that meets a live
-    /// holder's lock, waits for that lock's release and runs it again, until the request's
-    /// `wait_ms` ran out. The wait holds nothing (no latch, no split gate): when many wait
-    /// for one hot key, only the lock taken costs its transaction a round trip.
-    pub(crate) async fn locking<F, Fut>(&self, req: &Request, mut attempt: F) -> Result<Response>
+    /// Runs `attempt`, one try of a pessimistic lock; when it meets a live holder's lock,
+    /// waits for that lock's release and runs it again, until `wait_ms` (the request's) ran
+    /// out. The wait holds nothing (no latch, no split gate): when many wait for one hot
+    /// key, only the lock taken costs its transaction a round trip.
+    pub(crate) async fn locking<F, Fut>(&self, wait_ms: u64, mut attempt: F) -> Result<Response>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Response>>,
     {
-        let wait_ms = match req {
-            Request::PessimisticLock { wait_ms, .. } => *wait_ms,
-            _ => 0,
-        };
         let until = Instant::now() + Duration::from_millis(wait_ms);
         loop {
             match attempt().await {
                 // Not a holder whose time to live ran out: that one's fate is for the
                 // transaction to find out, at once.
                 Err(Error::Mvcc(mvcc::Error::KeyIsLocked(lock)))
-                    if Instant::now() < until
-                        && self.clock.now_ms()
-                            < lock.start_ts.physical_ms().saturating_add(lock.ttl_ms) =>
+                    if Instant::now() < until && !lock.is_expired(self.clock.now_ms()) =>
                 {
                     let left = until.saturating_duration_since(Instant::now());
                     self.wait_released(&lock.key, lock.start_ts, left).await?;
@@ -546,12 +540,11 @@ impl<E: Engine, L: Log> Evaluator<E, L> {
                 keys,
                 txn,
                 for_update_ts,
-                wait_ms,
+                // One try here; `Evaluator::locking` waits for a holder's lock and retries.
+                wait_ms: _,
             } => {
                 self.read_stamps
                     .keys(keys.iter().map(Vec::as_slice), for_update_ts);
-                // One attempt; `Evaluator::locking` waits for a holder's lock and retries.
-                let _ = wait_ms;
                 // A lost pessimistic lock costs at most a conflict later (the prewrite and
                 // read validation re-check the key), so it need not wait for an fsync.
                 let (ts, values) = self

@@ -87,10 +87,10 @@ impl<E: Engine> LocalKv<E> {
 #[async_trait]
 impl<E: Engine> KvService for LocalKv<E> {
     async fn send(&self, req: Request) -> Result<Response> {
-        if matches!(req, Request::PessimisticLock { .. }) {
+        if let Request::PessimisticLock { wait_ms, .. } = req {
             return self
                 .eval
-                .locking(&req, || self.eval.execute(req.clone()))
+                .locking(wait_ms, || self.eval.execute(req.clone()))
                 .await;
         }
         self.eval.execute(req).await

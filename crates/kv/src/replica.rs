@@ -267,10 +267,10 @@ impl<E: Engine> Replica<E> {
         if let Request::Split { key, right } = req {
             return self.split(key, right).await;
         }
-        if matches!(req, Request::PessimisticLock { .. }) {
+        if let Request::PessimisticLock { wait_ms, .. } = req {
             return self
                 .eval
-                .locking(&req, || self.execute_once(req.clone()))
+                .locking(wait_ms, || self.execute_once(req.clone()))
                 .await;
         }
         self.execute_once(req).await

@@ -14,6 +14,13 @@ pub struct LockInfo {
     pub ttl_ms: u64,
 }
 
+impl LockInfo {
+    /// Returns true if the lock's TTL has run out at wall-clock time `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        crate::record::ttl_ran_out(self.start_ts, self.ttl_ms, now_ms)
+    }
+}
+
 /// An error from an MVCC command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

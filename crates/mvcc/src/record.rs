@@ -224,6 +224,12 @@ pub struct Lock {
     pub value: Vec<u8>,
 }
 
+/// Returns true if a lock taken by transaction `start_ts` with a time to live of `ttl_ms`
+/// (counted from the start) has expired at wall-clock time `now_ms`.
+pub(crate) fn ttl_ran_out(start_ts: Timestamp, ttl_ms: u64, now_ms: u64) -> bool {
+    now_ms >= start_ts.physical_ms().saturating_add(ttl_ms)
+}
+
 impl Lock {
     /// Returns the timestamp a conflict check compares committed versions against.
     pub fn conflict_ts(&self) -> Timestamp {
@@ -232,7 +238,7 @@ impl Lock {
 
     /// Returns true if the lock's TTL has run out at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
-        now.physical_ms() >= self.start_ts.physical_ms().saturating_add(self.ttl_ms)
+        ttl_ran_out(self.start_ts, self.ttl_ms, now.physical_ms())
     }
 
     /// Encodes the record.

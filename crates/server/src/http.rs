@@ -1,5 +1,6 @@
 //! The HTTP API: health and readiness probes, Prometheus metrics, node status.
 
+use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -93,46 +94,64 @@ async fn node(State(s): State<Arc<HttpState>>) -> Json<NodeInfo> {
     })
 }
 
+/// Writes one metric in Prometheus' text format.
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+    ));
+}
+
+/// Writes a counter with one sample per value of `label`: `kinds[i]` counted `counts[i]`.
+fn write_counters(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    kinds: &[&str],
+    counts: &[u64],
+) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+    for (kind, n) in kinds.iter().zip(counts) {
+        out.push_str(&format!("{name}{{{label}=\"{kind}\"}} {n}\n"));
+    }
+}
+
 /// The counters of a cluster node's key-value and Raft layers.
 fn cluster_metrics(out: &mut String, c: &kv::stats::StatsSnapshot) {
-    let mut labelled = |name: &str, help: &str, label: &str, values: &[(&str, u64)]| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for (v, n) in values {
-            out.push_str(&format!("{name}{{{label}=\"{v}\"}} {n}\n"));
-        }
-    };
-    let by_kind = |kinds: &[&'static str], counts: &[u64]| -> Vec<(&'static str, u64)> {
-        kinds.iter().copied().zip(counts.iter().copied()).collect()
-    };
-    labelled(
+    write_counters(
+        out,
         "tessera_kv_requests_total",
         "Key-value requests executed by this node's replicas, by kind.",
         "kind",
-        &by_kind(&kv::stats::REQUEST_KINDS, &c.requests),
+        &kv::stats::REQUEST_KINDS,
+        &c.requests,
     );
-    labelled(
+    write_counters(
+        out,
         "tessera_raft_messages_sent_total",
         "Raft messages sent to other nodes, by kind.",
         "kind",
-        &by_kind(&kv::stats::RAFT_KINDS, &c.raft_sent),
+        &kv::stats::RAFT_KINDS,
+        &c.raft_sent,
     );
-    let mut metric = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-        ));
-    };
-    metric(
+    write_metric(
+        out,
         "tessera_kv_remote_requests_total",
+        "counter",
         "Key-value requests that came from other nodes.",
         c.remote_requests,
     );
-    metric(
+    write_metric(
+        out,
         "tessera_raft_calls_sent_total",
+        "counter",
         "Calls to other nodes carrying Raft messages (messages to one node share a call).",
         c.raft_calls,
     );
-    metric(
+    write_metric(
+        out,
         "tessera_tso_requests_total",
+        "counter",
         "Timestamp requests this node's oracle served for other nodes.",
         c.tso_requests,
     );
@@ -141,30 +160,29 @@ fn cluster_metrics(out: &mut String, c: &kv::stats::StatsSnapshot) {
 async fn metrics(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     let c = s.status.commit.stats();
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    metric(
+    write_metric(
+        &mut out,
         "tessera_storage_durable_writes_total",
         "counter",
         "Write batches acknowledged after fsync.",
         c.writes as f64,
     );
-    metric(
+    write_metric(
+        &mut out,
         "tessera_storage_syncs_total",
         "counter",
         "fsyncs of the store journal.",
         c.syncs as f64,
     );
-    metric(
+    write_metric(
+        &mut out,
         "tessera_sql_connections",
         "gauge",
         "Open PostgreSQL-protocol connections.",
         s.status.pg.get().map_or(0, |p| p.connection_count()) as f64,
     );
-    metric(
+    write_metric(
+        &mut out,
         "tessera_uptime_seconds",
         "gauge",
         "Seconds since the node started.",

@@ -101,8 +101,7 @@ impl Inner {
     /// false; for a live holder, looks for a deadlock (once a slice of waiting went by) and
     /// returns true: the caller should wait.
     async fn settle(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<bool> {
-        let now_ms = self.clock.now_ms();
-        let expired = now_ms >= lock.start_ts.physical_ms().saturating_add(lock.ttl_ms);
+        let expired = lock.is_expired(self.clock.now_ms());
         let req = Request::CheckTxnStatus {
             primary: lock.primary.clone(),
             start_ts: lock.start_ts,
@@ -197,9 +196,9 @@ impl Inner {
         false
     }
 
-    /// Removes the wait `backoff`'s waiter noted, if it did: its wait is over. Best
-    /// effort: a note left behind ends by itself.
-    /// In the background, as the waiter holds locks meanwhile.
+    /// Removes the wait `backoff`'s waiter noted, if it did: its wait is over. In the
+    /// background (the waiter holds locks meanwhile) and best effort: a note left behind
+    /// ends by itself.
     pub(crate) fn wait_over(self: &Arc<Self>, backoff: &Backoff) {
         let Some(me) = backoff.waiter.clone().filter(|_| backoff.noted) else {
             return;
