@@ -60,6 +60,35 @@ impl Default for ClusterConfig {
     }
 }
 
+/// Wall-clock time that moves with the tokio runtime's clock, from `origin_ms` at its
+/// creation. On a runtime whose time is paused (`start_paused`, as the simulated cluster's
+/// fault tests run) that clock is manual: it stands still while anything can run and jumps
+/// to the next timer when nothing can (or when a test calls `tokio::time::advance`). So the
+/// timers of Raft, the router and the network's delays, and the time of the oracle and of
+/// lock TTLs, all follow one simulated clock, and a scenario of minutes takes milliseconds.
+/// On an ordinary runtime it is the monotonic clock, offset.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeClock {
+    origin: tokio::time::Instant,
+    origin_ms: u64,
+}
+
+impl RuntimeClock {
+    /// A clock reading `origin_ms` now (call it inside the runtime whose clock it follows).
+    pub fn new(origin_ms: u64) -> Self {
+        RuntimeClock {
+            origin: tokio::time::Instant::now(),
+            origin_ms,
+        }
+    }
+}
+
+impl Clock for RuntimeClock {
+    fn now_ms(&self) -> u64 {
+        self.origin_ms + self.origin.elapsed().as_millis() as u64
+    }
+}
+
 type Stores<E> = Arc<Mutex<BTreeMap<u64, Arc<Store<E>>>>>;
 
 /// N nodes in one process.

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base::{Clock, Timestamp};
 use mvcc::MvccReader;
 use mvcc::commands;
 use storage::{Engine, WriteBatch};
+use tokio::time::Instant;
 
 use crate::api::{Request, Response, TxnRef};
 use crate::error::{Error, Result};

@@ -2,7 +2,15 @@
 //! scenario's choices (which node, how many writes, how lossy and slow the Raft links are)
 //! and seeds the network's random faults, so a failing seed replays the same schedule of
 //! choices: `TESSERA_SEED=<seed> cargo test -p tessera-kv --test faults`. `TESSERA_SEEDS`
-//! sets how many seeds run (default 20).
+//! sets how many seeds run (default 100: a seed takes tens of milliseconds).
+//!
+//! The scenarios run on a paused runtime clock (`start_paused`, one thread): Raft's and the
+//! router's timers, the links' delays, the oracle's and lock TTLs' wall-clock time (a
+//! [`kv::cluster::RuntimeClock`]) are all simulated time, which moves only when no task
+//! can run. So an election timeout or a 1.5 s request deadline takes no real time, and the
+//! times the scenarios assert (writes resume within 5 s of a crash) are simulated ones,
+//! free of the machine's load. openraft's random draws (election timeouts) follow the seed
+//! as well ([`raft::seed_thread_rng`]).
 //!
 //! Scenarios: a leader crash, a minority partition and its heal, a follower caught up by
 //! snapshot (and not while snapshots are blocked), and range splits under concurrent
@@ -12,7 +20,7 @@
 mod common;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base::Timestamp;
 use common::{E, another_node, applied_on, cluster_with, get, put, wait_leader};
@@ -22,6 +30,7 @@ use mvcc::{MvccReader, Span};
 use raft::network::MessageKind;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use tokio::time::Instant;
 
 fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("TESSERA_SEED") {
@@ -30,7 +39,7 @@ fn seeds() -> Vec<u64> {
     let n = std::env::var("TESSERA_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(100);
     (1..=n).collect()
 }
 
@@ -41,11 +50,17 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     for seed in seeds() {
-        let started = Instant::now();
+        let (real, simulated) = (std::time::Instant::now(), Instant::now());
+        // The replicas' elections draw from the seed too (they run on this thread).
+        raft::seed_thread_rng(seed);
         if let Err(e) = tokio::spawn(scenario(seed)).await {
             panic!("{name} failed with seed {seed} (replay: TESSERA_SEED={seed}): {e}");
         }
-        println!("{name}: seed {seed} passed in {:?}", started.elapsed());
+        println!(
+            "{name}: seed {seed} passed in {:?} ({:?} simulated)",
+            real.elapsed(),
+            simulated.elapsed()
+        );
     }
 }
 
@@ -70,7 +85,7 @@ async fn faulty_cluster(
     (c, tso)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn leader_crash_then_a_new_leader_and_writes_resume() {
     each_seed("leader crash", |seed| async move {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -89,25 +104,9 @@ async fn leader_crash_then_a_new_leader_and_writes_resume() {
         let victim = wait_leader(&c, range).await;
         c.kill(victim).await;
         let survivor = another_node(&c, victim);
-        let t = Instant::now();
         let k = format!("{prefix}{seed}-after");
-        // Writes must resume within 5 s; one attempt gives up after the router's 1.5 s
-        // deadline (an election over lossy links can take a few rounds), so retry until
-        // then. A put is idempotent here: it rewrites the same value.
-        loop {
-            match put(c.kv(survivor).as_ref(), tso.as_ref(), k.as_bytes(), b"v").await {
-                Ok(_) => break,
-                Err(e) if t.elapsed() < Duration::from_secs(5) => {
-                    println!("seed {seed}: write after the crash failed, retrying: {e}");
-                }
-                Err(e) => panic!("no write within {:?} of the crash: {e}", t.elapsed()),
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "failover took {:?}",
-            t.elapsed()
-        );
+        let gap = put_retrying(&c, tso.as_ref(), survivor, (k.as_bytes(), b"v"), seed).await;
+        println!("seed {seed}: writes resumed {gap:?} (simulated) after the leader's crash");
         acked.push(k);
         assert_ne!(wait_leader(&c, range).await, victim);
         c.boot(victim).await.unwrap();
@@ -123,7 +122,7 @@ async fn leader_crash_then_a_new_leader_and_writes_resume() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn minority_serves_nothing_and_catches_up_after_heal() {
     each_seed("minority partition", |seed| async move {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -140,9 +139,8 @@ async fn minority_serves_nothing_and_catches_up_after_heal() {
         };
         c.isolate(minority);
         let majority = another_node(&c, minority);
-        put(c.kv(majority).as_ref(), tso.as_ref(), b"k", b"new")
-            .await
-            .unwrap();
+        let gap = put_retrying(&c, tso.as_ref(), majority, (b"k", b"new"), seed).await;
+        println!("seed {seed}: the majority took a write {gap:?} (simulated) after the cut");
         let inside = c.kv(minority);
         let (read, write) = tokio::join!(
             get(inside.as_ref(), tso.as_ref(), b"k"),
@@ -174,7 +172,7 @@ async fn minority_serves_nothing_and_catches_up_after_heal() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn follower_far_behind_is_caught_up_by_snapshot() {
     each_seed("snapshot catch-up", |seed| async move {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -239,7 +237,7 @@ async fn follower_far_behind_is_caught_up_by_snapshot() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn split_during_concurrent_writes_loses_and_duplicates_no_row() {
     each_seed("split under writes", |seed| async move {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -330,6 +328,29 @@ async fn split_during_concurrent_writes_loses_and_duplicates_no_row() {
         c.shutdown().await;
     })
     .await;
+}
+
+/// Writes `key = value` through node `via`, retrying for up to 5 s: one attempt gives up
+/// after the router's 1.5 s deadline, and an election over lossy links can take a few
+/// rounds. A put is idempotent here (it rewrites the same value), so an ambiguous attempt
+/// may be retried. Returns how long it took.
+async fn put_retrying(
+    c: &LocalCluster<E>,
+    tso: &dyn kv::tso::TimestampOracle,
+    via: u64,
+    (key, value): (&[u8], &[u8]),
+    seed: u64,
+) -> Duration {
+    let t = Instant::now();
+    loop {
+        match put(c.kv(via).as_ref(), tso, key, value).await {
+            Ok(_) => return t.elapsed(),
+            Err(e) if t.elapsed() < Duration::from_secs(5) => {
+                println!("seed {seed}: a write through node {via} failed, retrying: {e}");
+            }
+            Err(e) => panic!("no write through node {via} within {:?}: {e}", t.elapsed()),
+        }
+    }
 }
 
 /// Splits at `key` through node `via`, retrying while the links lose messages; returns the

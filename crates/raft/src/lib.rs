@@ -26,6 +26,7 @@
 mod command;
 mod log_store;
 pub mod network;
+mod runtime;
 mod snapshot;
 mod state_machine;
 
@@ -33,16 +34,19 @@ use std::io;
 
 pub use command::{Command, Split};
 pub use log_store::LogStore;
+pub use runtime::{Runtime, seed_thread_rng};
 pub use snapshot::{CHUNK_BYTES, Pieces, SnapshotFile, SnapshotReceiver, default_spool_dir};
 pub use state_machine::{
     SplitEvent, StateMachine, StoreHooks, clean_spool_dir, split_log_id, stored_span, stored_spans,
 };
 
 openraft::declare_raft_types!(
-    /// Tessera's Raft types: node ids are `u64`, commands are write batches.
+    /// Tessera's Raft types: node ids are `u64`, commands are write batches, the runtime is
+    /// tokio with a seedable random source ([`Runtime`]).
     pub TypeConfig:
         D = Command,
         R = (),
+        AsyncRuntime = Runtime,
 );
 
 /// A replica's Raft handle.
@@ -50,6 +54,24 @@ pub type Raft<E> = openraft::Raft<TypeConfig, StateMachine<E>>;
 
 /// A log entry.
 pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
+
+/// Runs blocking `f` (snapshot file I/O) on tokio's blocking pool, or in place on a
+/// current-thread runtime: there (the simulated cluster's fault scenarios) a thread outside
+/// the runtime would decide by the machine's timing when its work lands among the
+/// replicas' events, so a replayed seed could take another course.
+pub(crate) async fn blocking<T, F>(f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("a blocking task failed: {e}")))
+}
 
 /// The key prefix of everything a range keeps in the Raft keyspaces.
 fn range_prefix(range: u64) -> [u8; 8] {

@@ -371,7 +371,7 @@ impl<E: Engine> RaftNetworkV2<TypeConfig> for Connection<E> {
             .ok()
             .and_then(|p| p.parent())
             .map_or_else(crate::default_spool_dir, |d| d.to_path_buf());
-        let received = tokio::task::spawn_blocking(move || {
+        let received = crate::blocking(move || {
             let mut rx = SnapshotReceiver::create(&dir, range)?;
             for piece in file.pieces()? {
                 rx.write(&piece?, u64::MAX)?;

@@ -329,7 +329,7 @@ impl<E: Engine> StateMachine<E> {
             membership: meta.last_membership.clone(),
         };
         let (commit, range) = (self.commit.clone(), self.range);
-        let (file, ticket) = tokio::task::spawn_blocking(move || {
+        let (file, ticket) = crate::blocking(move || {
             let ticket = write_install(&commit, range, &applied, &file);
             (file, ticket)
         })
@@ -559,7 +559,7 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
             None => self.span(),
         };
         let (dir, range) = (self.spool.clone(), self.range);
-        let file = tokio::task::spawn_blocking(move || {
+        let file = crate::blocking(move || {
             let mut w = SnapshotWriter::create(&dir, range, span.clone())?;
             Self::each_record(&view, &span, |r| w.push(r))?;
             w.finish()

@@ -18,6 +18,10 @@
 //! Waiting is blocking ([`GroupCommit::wait`]) or async ([`GroupCommit::wait_async`]),
 //! so both threads and async tasks can commit without a runtime-specific dependency here.
 //!
+//! [`GroupCommit::synchronous`] has no syncer: each ticket syncs in its caller's thread. It
+//! is for the simulated cluster, whose tests run on one thread with a paused clock (a
+//! thread the runtime cannot see would let it advance time while a writer waits).
+//!
 //! Before each sync, the syncer gives writers that are already inside the engine a moment
 //! (at most [`IN_FLIGHT_WAIT`]) to finish, so that they ride this sync rather than the next.
 //!
@@ -48,6 +52,7 @@ pub struct GroupCommitStats {
     pub syncs: u64,
 }
 
+#[derive(Default)]
 struct Shared {
     /// Writers between starting their engine write and taking their ticket.
     in_flight: AtomicU64,
@@ -97,18 +102,7 @@ pub struct GroupCommit<E: Engine> {
 impl<E: Engine> GroupCommit<E> {
     /// Starts a syncer thread for `engine`.
     pub fn new(engine: Arc<E>) -> GroupCommit<E> {
-        let shared = Arc::new(Shared {
-            in_flight: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            poisoned: Mutex::new(None),
-            is_poisoned: AtomicBool::new(false),
-            shutdown: AtomicBool::new(false),
-            work: Event::new(),
-            drained: Event::new(),
-            done: Event::new(),
-        });
+        let shared = Arc::new(Shared::default());
         let syncer = {
             let (engine, shared) = (engine.clone(), shared.clone());
             std::thread::Builder::new()
@@ -120,6 +114,17 @@ impl<E: Engine> GroupCommit<E> {
             engine,
             shared,
             syncer: Some(syncer),
+        }
+    }
+
+    /// Syncs in the caller's thread when a ticket is taken, with no syncer thread: no
+    /// sharing of fsyncs, for engines whose sync costs nothing (the simulated cluster's
+    /// memory engines).
+    pub fn synchronous(engine: Arc<E>) -> GroupCommit<E> {
+        GroupCommit {
+            engine,
+            shared: Arc::new(Shared::default()),
+            syncer: None,
         }
     }
 
@@ -159,7 +164,19 @@ impl<E: Engine> GroupCommit<E> {
     /// it has read to be durable: the covering sync starts after this call.
     pub fn ticket(&self) -> Ticket {
         let t = Ticket(self.shared.written.fetch_add(1, Ordering::AcqRel) + 1);
-        self.shared.work.notify(1);
+        if self.syncer.is_some() {
+            self.shared.work.notify(1);
+        } else if !self.shared.is_poisoned.load(Ordering::Acquire) {
+            // Synchronous: this sync covers every write before the ticket.
+            match self.engine.sync() {
+                Ok(()) => {
+                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.shared.synced.fetch_max(t.0, Ordering::AcqRel);
+                    self.shared.done.notify(usize::MAX);
+                }
+                Err(e) => self.poison(&e),
+            }
+        }
         t
     }
 

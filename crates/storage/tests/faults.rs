@@ -255,3 +255,26 @@ fn an_unsynced_write_waits_for_the_next_sync_someone_asks_for() {
         Error::Poisoned { .. }
     ));
 }
+
+#[test]
+fn a_synchronous_group_commit_syncs_in_the_callers_thread() {
+    let engine = Arc::new(FaultEngine::new(MemoryEngine::new()));
+    let gc = GroupCommit::synchronous(engine.clone());
+    gc.write_unsynced(&batch("applied")).unwrap();
+    assert_eq!(gc.stats().syncs, 0, "an unsynced write synced");
+    // Durable when the call returns: no other thread is involved.
+    gc.commit(&batch("a")).unwrap();
+    block_on(gc.commit_async(&batch("b"))).unwrap();
+    assert_eq!(gc.stats().syncs, 2);
+    let after = engine.crash();
+    assert!(["applied", "a", "b"].iter().all(|k| has(&after, k)));
+    // A failed sync fails its writer and poisons the group, as with a syncer.
+    engine.fail_nth_sync(1, FaultKind::Io);
+    let err = gc.commit(&batch("unlucky")).unwrap_err();
+    assert!(err.to_string().contains("injected I/O error"), "{err}");
+    assert!(matches!(
+        gc.commit(&batch("later")).unwrap_err(),
+        Error::Poisoned { .. }
+    ));
+    assert!(!has(&engine.crash(), "unlucky"));
+}

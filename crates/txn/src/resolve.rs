@@ -1,12 +1,13 @@
 //! Meeting other transactions' locks: ask the primary, then resolve or wait.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base::Timestamp;
 use kv::{KvService, Request, Response, TxnRef};
 use mvcc::LockInfo;
 use mvcc::commands::TxnStatus;
+use tokio::time::Instant;
 
 use crate::client::Inner;
 use crate::error::{Error, Result};

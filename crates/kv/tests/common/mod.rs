@@ -1,22 +1,31 @@
 //! Helpers of the in-process cluster tests: a cluster of memory engines, one-key writes
-//! and reads through the key-value API, and waits on replicas.
+//! and reads through the key-value API, and waits on replicas. Time is the runtime's
+//! (tokio's clock, and [`RuntimeClock`] for wall-clock time), so the same helpers serve tests
+//! on a real clock and the fault scenarios on a paused, simulated one.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base::{SystemClock, Timestamp};
-use kv::cluster::{ClusterConfig, LocalCluster};
+use base::Timestamp;
+use kv::cluster::{ClusterConfig, LocalCluster, RuntimeClock};
 use kv::tso::{LocalTso, TimestampOracle};
 use kv::{KvService, Request, Response, RouterConfig};
 use mvcc::commands::ReadSet;
 use mvcc::{Mutation, MvccReader};
 use storage::{GroupCommit, MemoryEngine};
+use tokio::time::Instant;
 
 pub type E = MemoryEngine;
 
+/// Where the clusters' wall clock starts (2026-01-01): fixed, so that a replayed seed sees
+/// the same timestamps (the engines are new in every test).
+pub const CLOCK_ORIGIN_MS: u64 = 1_767_225_600_000;
+
+/// A memory engine whose syncs run in the writer's thread (no syncer thread for a paused
+/// runtime to ignore).
 pub fn engine() -> Arc<GroupCommit<E>> {
-    Arc::new(GroupCommit::new(Arc::new(MemoryEngine::new())))
+    Arc::new(GroupCommit::synchronous(Arc::new(MemoryEngine::new())))
 }
 
 pub async fn cluster(
@@ -34,8 +43,9 @@ pub async fn cluster_with(
     nodes: usize,
     tune: impl FnOnce(&mut ClusterConfig),
 ) -> (LocalCluster<E>, Arc<dyn TimestampOracle>) {
+    let clock = Arc::new(RuntimeClock::new(CLOCK_ORIGIN_MS));
     let tso: Arc<dyn TimestampOracle> =
-        Arc::new(LocalTso::open(engine(), Arc::new(SystemClock), 1_000).unwrap());
+        Arc::new(LocalTso::open(engine(), clock.clone(), 1_000).unwrap());
     let mut config = ClusterConfig {
         split_keys: vec![b"m".to_vec()],
         heartbeat_ms: 50,
@@ -45,7 +55,7 @@ pub async fn cluster_with(
     };
     tune(&mut config);
     let engines = (0..nodes).map(|_| engine()).collect();
-    let c = LocalCluster::start(engines, tso.clone(), Arc::new(SystemClock), config)
+    let c = LocalCluster::start(engines, tso.clone(), clock, config)
         .await
         .unwrap();
     (c, tso)
