@@ -522,36 +522,12 @@ impl Transaction {
                     .push((intersect(span, &r), *t));
             }
         }
-        for reads in by_range.into_values() {
-            let mut waits = 0;
-            loop {
-                let req = Request::ValidateReads {
-                    reads: reads.clone(),
-                    start_ts: self.start_ts,
-                    commit_ts: ts,
-                };
-                match self.client.kv.send(req).await {
-                    Ok(_) => break,
-                    // Another transaction's write lock on a key read (a DDL's catalog
-                    // fence, say): it may yet roll back. Wait a little for it to go rather
-                    // than fail at once and have the retry meet the same lock.
-                    Err(kv::Error::Mvcc(mvcc::Error::ReadLocked { key, lock_ts, .. }))
-                        if waits < REFRESH_LOCK_WAITS =>
-                    {
-                        waits += 1;
-                        self.client
-                            .kv
-                            .send(Request::WaitLock {
-                                key,
-                                start_ts: lock_ts,
-                                timeout_ms: REFRESH_LOCK_WAIT.as_millis() as u64,
-                            })
-                            .await?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
+        // Every range at once: a lock that moved the snapshot (it waited for another
+        // writer) holds its key through this validation.
+        let validations = by_range
+            .into_values()
+            .map(|reads| self.validate_reads_waiting(reads, ts));
+        futures::future::try_join_all(validations).await?;
         for t in self.reads.keys.values_mut() {
             *t = ts;
         }
@@ -560,6 +536,37 @@ impl Transaction {
         }
         self.read_ts = ts;
         Ok(())
+    }
+
+    /// Validates `reads` (all in one range) up to `ts`. Another transaction's write lock
+    /// on a key read (a DDL's catalog fence, say) may yet roll back: it is waited for a
+    /// little rather than failing at once and having the retry meet the same lock.
+    async fn validate_reads_waiting(&self, reads: ReadSet, ts: Timestamp) -> Result<()> {
+        let mut waits = 0;
+        loop {
+            let req = Request::ValidateReads {
+                reads: reads.clone(),
+                start_ts: self.start_ts,
+                commit_ts: ts,
+            };
+            match self.client.kv.send(req).await {
+                Ok(_) => return Ok(()),
+                Err(kv::Error::Mvcc(mvcc::Error::ReadLocked { key, lock_ts, .. }))
+                    if waits < REFRESH_LOCK_WAITS =>
+                {
+                    waits += 1;
+                    self.client
+                        .kv
+                        .send(Request::WaitLock {
+                            key,
+                            start_ts: lock_ts,
+                            timeout_ms: REFRESH_LOCK_WAIT.as_millis() as u64,
+                        })
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     async fn lock_group(
