@@ -117,8 +117,7 @@ pub async fn run<E: Engine>(
                 continue;
             }
             let (engine, span, limit) = (engine.clone(), desc.span.clone(), config.max_bytes * 2);
-            let measured =
-                tokio::task::spawn_blocking(move || measure(engine.as_ref(), &span, limit)).await;
+            let measured = raft::blocking(move || measure(engine.as_ref(), &span, limit)).await;
             let (bytes, middle) = match measured {
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) => {

@@ -55,11 +55,11 @@ pub type Raft<E> = openraft::Raft<TypeConfig, StateMachine<E>>;
 /// A log entry.
 pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
 
-/// Runs blocking `f` (snapshot file I/O) on tokio's blocking pool, or in place on a
+/// Runs blocking `f` (snapshot file I/O, a range's size measurement) on tokio's blocking pool, or in place on a
 /// current-thread runtime: there (the simulated cluster's fault scenarios) a thread outside
 /// the runtime would decide by the machine's timing when its work lands among the
 /// replicas' events, so a replayed seed could take another course.
-pub(crate) async fn blocking<T, F>(f: F) -> io::Result<T>
+pub async fn blocking<T, F>(f: F) -> io::Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,

@@ -39,7 +39,7 @@ use event_listener::{Event, Listener};
 use crate::engine::{Engine, WriteBatch};
 use crate::error::{Error, Result};
 
-/// A position in the order of writes; durable once the syncer has passed it.
+/// A position in the order of writes; durable once a sync that began after it succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticket(u64);
 
@@ -68,6 +68,8 @@ struct Shared {
     drained: Event,
     /// Notified when `synced` grows or the group is poisoned.
     done: Event,
+    /// Held across a sync and its publication, without a syncer thread.
+    sync_inline: Mutex<()>,
 }
 
 impl Shared {
@@ -166,8 +168,18 @@ impl<E: Engine> GroupCommit<E> {
         let t = Ticket(self.shared.written.fetch_add(1, Ordering::AcqRel) + 1);
         if self.syncer.is_some() {
             self.shared.work.notify(1);
-        } else if !self.shared.is_poisoned.load(Ordering::Acquire) {
-            // Synchronous: this sync covers every write before the ticket.
+        } else {
+            // Synchronous: this sync covers every write before the ticket. One at a time,
+            // and none once one failed: a sync that succeeds after a failed one proves
+            // nothing about the writes before the failure, so it must not publish them.
+            let _one = self
+                .shared
+                .sync_inline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.shared.is_poisoned.load(Ordering::Acquire) {
+                return t;
+            }
             match self.engine.sync() {
                 Ok(()) => {
                     self.shared.syncs.fetch_add(1, Ordering::Relaxed);
