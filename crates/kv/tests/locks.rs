@@ -57,6 +57,14 @@ fn held_by(r: kv::Result<Response>) -> Timestamp {
     }
 }
 
+/// Sends a lock request that must meet another's lock; returns the holder and how long the
+/// answer took.
+async fn held_by_after(kv: &LocalKv<common::E>, req: Request) -> (Timestamp, Duration) {
+    let asked = Instant::now();
+    let holder = held_by(kv.send(req).await);
+    (holder, asked.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_request_waits_at_the_range_and_takes_the_lock_once_released() {
     let (kv, tso) = store();
@@ -136,15 +144,9 @@ async fn a_live_holder_is_waited_for_until_the_wait_runs_out_and_a_dead_one_not_
     let live = txn(tso.timestamp().await.unwrap(), 60_000);
     locked(kv.send(lock(&live, live.start_ts, 0)).await);
     let b = txn(tso.timestamp().await.unwrap(), 60_000);
-    let asked = Instant::now();
-    assert_eq!(
-        held_by(kv.send(lock(&b, b.start_ts, 200)).await),
-        live.start_ts
-    );
-    assert!(
-        asked.elapsed() >= Duration::from_millis(200),
-        "did not wait"
-    );
+    let (holder, took) = held_by_after(&kv, lock(&b, b.start_ts, 200)).await;
+    assert_eq!(holder, live.start_ts);
+    assert!(took >= Duration::from_millis(200), "did not wait");
     kv.send(Request::Rollback {
         keys: vec![b"k".to_vec()],
         start_ts: live.start_ts,
@@ -158,13 +160,7 @@ async fn a_live_holder_is_waited_for_until_the_wait_runs_out_and_a_dead_one_not_
     locked(kv.send(lock(&dead, dead.start_ts, 0)).await);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let c = txn(tso.timestamp().await.unwrap(), 60_000);
-    let asked = Instant::now();
-    assert_eq!(
-        held_by(kv.send(lock(&c, c.start_ts, 30_000)).await),
-        dead.start_ts
-    );
-    assert!(
-        asked.elapsed() < Duration::from_secs(10),
-        "waited for a dead holder"
-    );
+    let (holder, took) = held_by_after(&kv, lock(&c, c.start_ts, 30_000)).await;
+    assert_eq!(holder, dead.start_ts);
+    assert!(took < Duration::from_secs(10), "waited for a dead holder");
 }

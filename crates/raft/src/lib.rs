@@ -55,10 +55,10 @@ pub type Raft<E> = openraft::Raft<TypeConfig, StateMachine<E>>;
 /// A log entry.
 pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
 
-/// Runs blocking `f` (snapshot file I/O, a range's size measurement) on tokio's blocking pool, or in place on a
-/// current-thread runtime: there (the simulated cluster's fault scenarios) a thread outside
-/// the runtime would decide by the machine's timing when its work lands among the
-/// replicas' events, so a replayed seed could take another course.
+/// Runs blocking `f` (snapshot file I/O, a range's size measurement) on tokio's blocking
+/// pool, or in place on a current-thread runtime: there (the simulated cluster's fault
+/// scenarios) a thread outside the runtime would decide by the machine's timing when its
+/// work lands among the replicas' events, so a replayed seed could take another course.
 pub async fn blocking<T, F>(f: F) -> io::Result<T>
 where
     T: Send + 'static,

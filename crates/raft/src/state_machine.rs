@@ -316,8 +316,9 @@ impl<E: Engine> StateMachine<E> {
     }
 
     /// Installs `file` (the state at `meta`): its records are written off the async
-    /// threads ([`write_install`] through [`crate::blocking`]), then the last batch is waited for. The file is handed
-    /// back (kept: the caller removes it once the install is done).
+    /// threads ([`write_install`] through [`crate::blocking`]), then the last batch is
+    /// waited for. The file is handed back (kept: the caller removes it once the install
+    /// is done).
     async fn install_from(
         &self,
         meta: &SnapshotMetaOf<TypeConfig>,
@@ -550,8 +551,9 @@ impl<E: Engine> RaftStateMachine<TypeConfig> for StateMachine<E> {
         // Read at the point applied now, which is at or after the last snapshot built:
         // a newer snapshot serves every purpose of an older one. The applied point and
         // the records come from one engine snapshot, so they agree even while entries
-        // keep being applied. The records go to a file (off the async threads, see [`crate::blocking`]), which is
-        // streamed to the follower: the range is never in memory.
+        // keep being applied. The records go to a file (off the async threads, see
+        // `crate::blocking`), which is streamed to the follower: the range is never in
+        // memory.
         let view = self.commit.engine().snapshot();
         let applied = self.applied_in(&view)?;
         let span = match stored_span(&view, self.range)? {

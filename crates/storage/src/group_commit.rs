@@ -177,16 +177,8 @@ impl<E: Engine> GroupCommit<E> {
                 .sync_inline
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if self.shared.is_poisoned.load(Ordering::Acquire) {
-                return t;
-            }
-            match self.engine.sync() {
-                Ok(()) => {
-                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-                    self.shared.synced.fetch_max(t.0, Ordering::AcqRel);
-                    self.shared.done.notify(usize::MAX);
-                }
-                Err(e) => self.poison(&e),
+            if !self.shared.is_poisoned.load(Ordering::Acquire) {
+                sync_through(&*self.engine, &self.shared, t.0);
             }
         }
         t
@@ -297,17 +289,26 @@ fn run_syncer<E: Engine>(engine: &E, shared: &Shared) {
             }
             continue;
         }
-        match engine.sync() {
-            Ok(()) => {
-                synced = target;
-                shared.syncs.fetch_add(1, Ordering::Relaxed);
-                shared.synced.store(target, Ordering::Release);
-                shared.done.notify(usize::MAX);
-            }
-            Err(e) => {
-                poison(shared, &e);
-                return;
-            }
+        if !sync_through(engine, shared, target) {
+            return;
+        }
+        synced = target;
+    }
+}
+
+/// Syncs the engine and publishes every ticket up to `target` as durable, waking the
+/// waiters; or poisons the group if the sync failed. Returns whether it succeeded.
+fn sync_through<E: Engine + ?Sized>(engine: &E, shared: &Shared, target: u64) -> bool {
+    match engine.sync() {
+        Ok(()) => {
+            shared.syncs.fetch_add(1, Ordering::Relaxed);
+            shared.synced.fetch_max(target, Ordering::AcqRel);
+            shared.done.notify(usize::MAX);
+            true
+        }
+        Err(e) => {
+            poison(shared, &e);
+            false
         }
     }
 }
