@@ -24,6 +24,10 @@ pub(crate) struct Backoff {
     next: Duration,
     /// The waiting transaction, if it may hold locks others wait for.
     waiter: Option<TxnRef>,
+    /// The waiting transaction under the other primary its locks may name (its first one,
+    /// once it moved its primary at commit): its waits are noted under both names, so
+    /// whoever follows a chain of waits through it finds them by either.
+    alias: Option<TxnRef>,
     /// Waits so far.
     rounds: u32,
     /// Whether the waiter noted a wait at its primary's range (to remove once it ends).
@@ -38,9 +42,16 @@ impl Backoff {
             deadline: Instant::now() + timeout,
             next: Duration::from_millis(20),
             waiter,
+            alias: None,
             rounds: 0,
             noted: false,
         }
+    }
+
+    /// Notes the waiter's waits under `alias` too (see [`Backoff::alias`]).
+    pub(crate) fn also_known_as(mut self, alias: Option<TxnRef>) -> Self {
+        self.alias = alias.filter(|a| Some(a) != self.waiter.as_ref());
+        self
     }
 
     /// The next slice of waiting, in milliseconds: a growing part of the remaining time (so
@@ -103,17 +114,7 @@ impl Inner {
     /// returns true: the caller should wait.
     async fn settle(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<bool> {
         let expired = lock.is_expired(self.clock.now_ms());
-        let req = Request::CheckTxnStatus {
-            primary: lock.primary.clone(),
-            start_ts: lock.start_ts,
-            // Only a dead transaction's missing primary may be rolled back: a live one may
-            // still be prewriting it.
-            rollback_if_missing: expired,
-        };
-        let status = match self.kv.send(req).await? {
-            Response::TxnStatus(s) => s,
-            other => return Err(unexpected("CheckTxnStatus", &other)),
-        };
+        let status = self.txn_status(lock, expired).await?;
         tracing::debug!(
             key = %codec::layout::pretty(&lock.key),
             holder = %lock.start_ts,
@@ -125,7 +126,7 @@ impl Inner {
         let commit_ts = match status {
             TxnStatus::Committed(ts) => Some(ts),
             TxnStatus::RolledBack => None,
-            TxnStatus::Locked { .. } | TxnStatus::NotFound => {
+            TxnStatus::Locked { .. } | TxnStatus::NotFound | TxnStatus::Moved { .. } => {
                 // A short wait is the common case: look for a deadlock only once the
                 // first slice went by without the lock going away.
                 if let Some(me) = backoff.waiter.clone().filter(|_| backoff.rounds > 0)
@@ -142,6 +143,29 @@ impl Inner {
         self.resolve_keys(vec![lock.key.clone()], lock.start_ts, commit_ts)
             .await?;
         Ok(false)
+    }
+
+    /// Asks the primary that `lock` names for its transaction's status, following the
+    /// transaction to the primary it moved to at commit (a pessimistic lock names the
+    /// primary the transaction had when it took it). A `Moved` answer comes back only if
+    /// the transaction moved more than once, which it does not: the caller then waits.
+    async fn txn_status(&self, lock: &LockInfo, expired: bool) -> Result<TxnStatus> {
+        let mut primary = lock.primary.clone();
+        for _ in 0..2 {
+            let req = Request::CheckTxnStatus {
+                primary,
+                start_ts: lock.start_ts,
+                // Only a dead transaction's missing primary may be rolled back: a live one
+                // may still be prewriting it.
+                rollback_if_missing: expired,
+            };
+            match self.kv.send(req).await? {
+                Response::TxnStatus(TxnStatus::Moved { primary: to }) => primary = to,
+                Response::TxnStatus(s) => return Ok(s),
+                other => return Err(unexpected("CheckTxnStatus", &other)),
+            }
+        }
+        Ok(TxnStatus::Moved { primary })
     }
 
     /// Notes that `me` waits for the holder of `lock`, then follows the chain of waits
@@ -163,14 +187,17 @@ impl Inner {
             return false;
         }
         // For the coming slice of waiting, and a little more for the round trips.
-        let note = Request::NoteWait {
-            txn: me.clone(),
-            holder: holder.clone(),
-            for_ms: backoff.slice_ms() + NOTE_MARGIN_MS,
-        };
-        if let Err(e) = self.kv.send(note).await {
-            tracing::debug!(error = %e, "noting a lock wait failed");
-            return false;
+        let for_ms = backoff.slice_ms() + NOTE_MARGIN_MS;
+        for txn in std::iter::once(me).chain(&backoff.alias) {
+            let note = Request::NoteWait {
+                txn: txn.clone(),
+                holder: holder.clone(),
+                for_ms,
+            };
+            if let Err(e) = self.kv.send(note).await {
+                tracing::debug!(error = %e, "noting a lock wait failed");
+                return false;
+            }
         }
         backoff.noted = true;
         let mut youngest = me.start_ts.max(holder.start_ts);
@@ -204,15 +231,20 @@ impl Inner {
         let Some(me) = backoff.waiter.clone().filter(|_| backoff.noted) else {
             return;
         };
-        let clear = Request::NoteWait {
-            holder: me.clone(),
-            txn: me,
-            for_ms: 0,
-        };
+        let clears: Vec<Request> = std::iter::once(me)
+            .chain(backoff.alias.clone())
+            .map(|txn| Request::NoteWait {
+                holder: txn.clone(),
+                txn,
+                for_ms: 0,
+            })
+            .collect();
         let kv = self.kv.clone();
         self.in_background(async move {
-            if let Err(e) = kv.send(clear).await {
-                tracing::debug!(error = %e, "removing a lock wait note failed");
+            for clear in clears {
+                if let Err(e) = kv.send(clear).await {
+                    tracing::debug!(error = %e, "removing a lock wait note failed");
+                }
             }
         });
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use base::{ManualClock, Timestamp};
 use goldenscript::{Argument, Command, Context};
 use kv::tso::LocalTso;
-use kv::{LocalKv, LocalKvConfig};
+use kv::{KvService, LocalKv, LocalKvConfig, RangeDesc, Request, Response};
 use storage::{GroupCommit, Keyspace, MemoryEngine, ReadView};
 use txn::{CommitStop, Savepoint, Span, Transaction, TxnClient, TxnConfig};
 
@@ -23,9 +23,32 @@ type Res = Result<String, Box<dyn Error>>;
 
 const CLOCK_START_MS: u64 = 1_000;
 
+/// The key-value service with a count of the requests sent to it, by kind.
+struct Counting {
+    kv: LocalKv<MemoryEngine>,
+    sent: std::sync::Mutex<[u64; kv::stats::REQUEST_KINDS.len()]>,
+}
+
+#[async_trait::async_trait]
+impl KvService for Counting {
+    async fn send(&self, req: Request) -> kv::Result<Response> {
+        self.sent.lock().unwrap()[req.kind()] += 1;
+        self.kv.send(req).await
+    }
+
+    async fn range_of(&self, key: &[u8]) -> kv::Result<RangeDesc> {
+        self.kv.range_of(key).await
+    }
+
+    async fn ranges(&self, span: &Span) -> kv::Result<Vec<RangeDesc>> {
+        self.kv.ranges(span).await
+    }
+}
+
 struct Runner {
     rt: tokio::runtime::Runtime,
     engine: Arc<MemoryEngine>,
+    kv: Arc<Counting>,
     client: TxnClient,
     clock: ManualClock,
     txns: HashMap<String, Transaction>,
@@ -54,22 +77,21 @@ impl Runner {
         let config = LocalKvConfig {
             split_keys: vec![b"m".to_vec()],
         };
-        let kv = Arc::new(LocalKv::new(
-            commit,
-            tso.clone(),
-            Arc::new(clock.clone()),
-            config,
-        ));
+        let kv = Arc::new(Counting {
+            kv: LocalKv::new(commit, tso.clone(), Arc::new(clock.clone()), config),
+            sent: Default::default(),
+        });
         let txn_config = TxnConfig {
             lock_wait_timeout: Duration::from_millis(100),
             max_txn_bytes: 512,
             gc_ttl_ms: 0,
             ..TxnConfig::default()
         };
-        let client = TxnClient::new(kv, tso, Arc::new(clock.clone()), txn_config);
+        let client = TxnClient::new(kv.clone(), tso, Arc::new(clock.clone()), txn_config);
         Runner {
             rt,
             engine,
+            kv,
             client,
             clock,
             txns: HashMap::new(),
@@ -282,6 +304,18 @@ impl goldenscript::Runner for Runner {
                 let ms: u64 = positional(cmd).pop().ok_or("advance MS")?.parse()?;
                 self.clock.advance(ms);
             }
+            "requests" => {
+                // `requests KIND...`: how many requests of each kind were sent since the
+                // last `requests` (which counts from zero again).
+                let sent = std::mem::take(&mut *self.kv.sent.lock().unwrap());
+                for kind in positional(cmd) {
+                    let i = kv::stats::REQUEST_KINDS
+                        .iter()
+                        .position(|k| *k == kind)
+                        .ok_or_else(|| format!("no request kind {kind}"))?;
+                    writeln!(out, "{kind}: {}", sent[i])?;
+                }
+            }
             "dump" => {
                 self.rt.block_on(self.client.settled());
                 return self.dump();
@@ -320,6 +354,7 @@ scripts!(
     limits,
     long_reader_gc,
     lost_update,
+    moved_primary,
     own_writes,
     read_leases,
     read_refresh,

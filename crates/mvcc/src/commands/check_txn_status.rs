@@ -6,7 +6,7 @@ use storage::{Keyspace, ReadView, WriteBatch};
 use super::put_rollback;
 use crate::error::Result;
 use crate::reader::MvccReader;
-use crate::record::WriteKind;
+use crate::record::{LockKind, WriteKind};
 
 /// The fate of a transaction, as its primary key tells it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,6 +20,10 @@ pub enum TxnStatus {
     /// No trace of the transaction on its primary, and the caller did not ask to roll it
     /// back: its prewrite may still be on its way.
     NotFound,
+    /// The key asked holds a prewritten lock of the transaction naming another key as its
+    /// primary: the transaction moved its primary when it committed (see
+    /// `txn::Transaction`), and its fate is on `primary`. Asked there instead.
+    Moved { primary: Vec<u8> },
 }
 
 /// Returns the status of transaction `start_ts` from its `primary` key, at time `now`.
@@ -27,6 +31,13 @@ pub enum TxnStatus {
 /// A primary lock whose TTL has run out is rolled back, so the transaction can no longer
 /// commit. If there is no trace of the transaction and `rollback_if_missing`, a rollback
 /// marker is written so that its prewrite, if it arrives later, fails.
+///
+/// A prewritten lock that names another primary is not the transaction's to judge here (it
+/// is a secondary: rolling it back would undo part of a transaction that may have
+/// committed on its primary): the answer is `Moved`. A pessimistic lock is judged where it
+/// is asked, whatever primary it names: it was taken before the transaction chose its
+/// final primary, and is asked either as the first primary or as the new one, whose lock it
+/// is until the prewrite replaces it.
 pub fn check_txn_status<R: ReadView + ?Sized>(
     reader: &MvccReader<'_, R>,
     batch: &mut WriteBatch,
@@ -38,6 +49,11 @@ pub fn check_txn_status<R: ReadView + ?Sized>(
     if let Some(lock) = reader.lock(primary)?
         && lock.start_ts == start_ts
     {
+        if lock.kind != LockKind::Pessimistic && lock.primary != primary {
+            return Ok(TxnStatus::Moved {
+                primary: lock.primary,
+            });
+        }
         if lock.is_expired(now) {
             batch.delete(Keyspace::Locks, primary.to_vec());
             put_rollback(reader, batch, primary, start_ts)?;
