@@ -648,7 +648,20 @@ async fn a_transaction_holding_a_lock_past_its_ttl_keeps_it() {
 /// commits in one phase (one range).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
-    lock_lost_with_its_leaseholder(false).await;
+    lock_lost_with_its_leaseholder(LostLock::OneRange).await;
+}
+
+/// How the holder of the lost lock goes on.
+#[derive(Clone, Copy, PartialEq)]
+enum LostLock {
+    /// It commits at once, in one phase.
+    OneRange,
+    /// It updates the row again, then a row of a second range, and commits in two phases.
+    TwoRanges,
+    /// As `TwoRanges`, but the second range's row changed after the other writer's update,
+    /// and the holder locks it first: that lock moves the holder's snapshot past the other
+    /// writer's commit, so taking the first row's lock again does not move it.
+    SnapshotMovedFirst,
 }
 
 /// As above, with a holder that then updates the row again (taking its lock anew) and a
@@ -657,10 +670,20 @@ async fn a_lock_lost_with_its_leaseholder_costs_a_retry_not_an_update() {
 /// row's earlier read, or the other writer's update is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_lost_with_its_leaseholder_fails_a_two_phase_commit_too() {
-    lock_lost_with_its_leaseholder(true).await;
+    lock_lost_with_its_leaseholder(LostLock::TwoRanges).await;
 }
 
-async fn lock_lost_with_its_leaseholder(two_ranges: bool) {
+/// As above, with the holder's snapshot moved past the other writer's commit by a lock of
+/// another range before it locks the row again: a read refresh leaves the locked row's
+/// read where it was (the lock stood for it), so locking the row again checks it from
+/// there even though the snapshot does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_lost_with_its_leaseholder_fails_a_commit_whose_snapshot_moved_past_it() {
+    lock_lost_with_its_leaseholder(LostLock::SnapshotMovedFirst).await;
+}
+
+async fn lock_lost_with_its_leaseholder(mode: LostLock) {
+    let two_ranges = mode != LostLock::OneRange;
     let c = start().await;
     let admin = connect(&c.url(1).unwrap()).await.unwrap();
     admin
@@ -695,14 +718,33 @@ async fn lock_lost_with_its_leaseholder(two_ranges: bool) {
         "leaseholder node {victim} killed; the second writer finished after {:?}: {wrote:?}",
         started.elapsed()
     );
-    let commit = if two_ranges {
-        holder
-            .batch_execute(
-                "UPDATE p SET v = v + 1 WHERE k = 1; UPDATE q SET v = v + 1 WHERE k = 1; COMMIT",
-            )
+    let bumped = if mode == LostLock::SnapshotMovedFirst {
+        writer
+            .batch_execute("UPDATE q SET v = v + 100 WHERE k = 1")
             .await
+            .unwrap();
+        100
     } else {
-        holder.batch_execute("COMMIT").await
+        0
+    };
+    let commit = match mode {
+        LostLock::OneRange => holder.batch_execute("COMMIT").await,
+        LostLock::TwoRanges => {
+            holder
+                .batch_execute(
+                    "UPDATE p SET v = v + 1 WHERE k = 1; UPDATE q SET v = v + 1 WHERE k = 1; \
+                     COMMIT",
+                )
+                .await
+        }
+        LostLock::SnapshotMovedFirst => {
+            holder
+                .batch_execute(
+                    "UPDATE q SET v = v + 1 WHERE k = 1; UPDATE p SET v = v + 1 WHERE k = 1; \
+                     COMMIT",
+                )
+                .await
+        }
     };
     let holder_committed = match &commit {
         Ok(()) => true,
@@ -742,7 +784,7 @@ async fn lock_lost_with_its_leaseholder(two_ranges: bool) {
     );
     assert_eq!(
         w,
-        i32::from(holder_committed && two_ranges),
+        bumped + i32::from(holder_committed && two_ranges),
         "the holder's other update is there if and only if it committed"
     );
     c.shutdown().await;

@@ -1,6 +1,6 @@
 //! One transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use base::Timestamp;
@@ -70,8 +70,13 @@ pub struct Transaction {
     /// Keys under this transaction's pessimistic locks, with the timestamp of each lock.
     locked: BTreeMap<Vec<u8>, Timestamp>,
     primary: Option<Vec<u8>>,
-    /// The last key a lock call locked: the primary of a two-phase commit.
-    last_locked: Option<Vec<u8>>,
+    /// Locked keys whose reads hold up to their lock: the refresh of the lock call that
+    /// took the lock validated them (a call that failed half way covers nothing). A read
+    /// refresh and the commit need not validate them again (see [`Transaction::refresh`]).
+    covered: BTreeSet<Vec<u8>>,
+    /// The last key a lock call locked, with the TTL its lock was taken with: the primary
+    /// of a two-phase commit, if its lock is not about to expire.
+    last_locked: Option<(Vec<u8>, u64)>,
     /// The primary its pessimistic locks name, once the commit moved it elsewhere.
     moved_from: Option<Vec<u8>>,
     reads: Reads,
@@ -83,6 +88,9 @@ pub struct Transaction {
     prewritten_early: bool,
     /// Keeps the primary lock alive while the transaction runs, once it has locks.
     heartbeat: Option<Heartbeat>,
+    /// Keeps the first primary's lock alive too, once the commit moved the primary, until
+    /// the prewrite has replaced the locks that name it.
+    moved_heartbeat: Option<Heartbeat>,
     finished: bool,
 }
 
@@ -109,12 +117,14 @@ impl Transaction {
             writes: WriteBuffer::default(),
             locked: BTreeMap::new(),
             primary: None,
+            covered: BTreeSet::new(),
             last_locked: None,
             moved_from: None,
             reads: Reads::default(),
             leased: BTreeMap::new(),
             prewritten_early: false,
             heartbeat: None,
+            moved_heartbeat: None,
             finished: false,
         }
     }
@@ -243,6 +253,8 @@ impl Transaction {
         let meta = self.meta(primary.clone());
         // Rolled back with the pessimistic locks if the transaction does not commit.
         self.locked.insert(key.clone(), self.start_ts);
+        // Its prewrite checks for versions since the start, and the lock is replicated.
+        self.covered.insert(key.clone());
         self.prewritten_early = true;
         self.start_heartbeat(&primary);
         self.prewrite(&meta, vec![Mutation::Put { key, value }])
@@ -255,7 +267,7 @@ impl Transaction {
             tokio::time::sleep(std::time::Duration::from_millis(ms.max(1))).await;
             now = self.client.tso.timestamp().await?;
         }
-        self.refresh(now, &[]).await
+        self.refresh(now).await
     }
 
     /// Turns the reads known valid only until a deadline at or before `ts` into reads
@@ -489,6 +501,11 @@ impl Transaction {
                 .or_default()
                 .push(i);
         }
+        // Covered again only once this call's refresh has validated them (a key locked
+        // again may have lost its lock in between, see `refresh`).
+        for k in keys {
+            self.covered.remove(k);
+        }
         let mut out = vec![None; keys.len()];
         let mut newest = self.read_ts;
         let mut locked_now = Vec::new();
@@ -507,23 +524,38 @@ impl Transaction {
                 };
             }
         }
-        self.last_locked = keys.last().cloned();
         // The locked values are the newest; move the snapshot up to them so that later
         // reads agree with what was locked, after checking nothing read so far changed.
-        if newest > self.read_ts {
-            self.refresh(newest, &locked_now).await?;
+        // A key read before at an older timestamp than its lock's is checked even if the
+        // snapshot stays (a key locked again, after losing its lock, whose read was left
+        // behind by an earlier refresh).
+        let behind = locked_now
+            .iter()
+            .any(|k| self.reads.keys.get(k).is_some_and(|t| *t < newest));
+        if newest > self.read_ts || behind {
+            self.refresh(newest).await?;
         }
-        for key in locked_now {
-            self.reads.keys.entry(key).or_insert(newest);
+        for key in &locked_now {
+            self.reads.keys.entry(key.clone()).or_insert(newest);
         }
+        self.covered.extend(locked_now);
+        self.last_locked = keys.last().map(|k| (k.clone(), meta.lock_ttl_ms));
         Ok(out)
     }
 
     /// Moves the read snapshot to `ts` if every read so far still holds there (nothing
     /// else committed or is committing on it in between); otherwise the transaction must
-    /// restart: a serialization conflict. `locking` are the keys the lock call that moves
-    /// the snapshot just locked.
-    async fn refresh(&mut self, ts: Timestamp, locking: &[Vec<u8>]) -> Result<()> {
+    /// restart: a serialization conflict.
+    ///
+    /// A covered key (see [`Transaction::covered`]) is not validated, and its read keeps
+    /// its timestamp: no other transaction commits a version of it while the lock is
+    /// held. If the lock was lost with its leaseholder (the in-memory ones are), the
+    /// prewrite finds none of this transaction's and fails on any version since the start
+    /// (the commit's validation relies on that too). Should the transaction lock the key
+    /// again, the read's old timestamp makes that lock call validate it from there: the
+    /// new lock hides the versions in between from the prewrite, which checks only from
+    /// the new lock.
+    async fn refresh(&mut self, ts: Timestamp) -> Result<()> {
         // A cached read is known valid up to its deadline: one that ends by `ts` is
         // validated like the rest; one that does not still holds at `ts` and stays as it
         // is (so moving the snapshot, as every lock for update does, costs no validation
@@ -531,20 +563,17 @@ impl Transaction {
         self.unlease_before(ts);
         let mut by_range: BTreeMap<u64, ReadSet> = BTreeMap::new();
         for (k, t) in &self.reads.keys {
-            // A key locked by an earlier lock call holds: its read was validated up to
-            // its lock's timestamp then, and no other transaction commits a version of it
-            // while the lock is held. If the lock was lost with its leaseholder, the
-            // prewrite finds none of this transaction's and fails on any version since the
-            // start, as the commit's validation relies on too. A key this call locks (or
-            // locks again) is validated: a lock lost and taken again hides the versions in
-            // between from the prewrite, which checks only from the new lock.
-            if self.locked.contains_key(k) && !locking.contains(k) {
+            // Nothing to check for a read made at `ts` already.
+            if *t >= ts || self.covered.contains(k) {
                 continue;
             }
             let r = self.client.kv.range_of(k).await?;
             by_range.entry(r.id).or_default().keys.push((k.clone(), *t));
         }
         for (span, t) in &self.reads.spans {
+            if *t >= ts {
+                continue;
+            }
             for r in self.client.kv.ranges(span).await? {
                 by_range
                     .entry(r.id)
@@ -559,13 +588,15 @@ impl Transaction {
             .into_values()
             .map(|reads| self.validate_reads_waiting(reads, ts));
         futures::future::try_join_all(validations).await?;
-        for t in self.reads.keys.values_mut() {
-            *t = ts;
+        for (k, t) in self.reads.keys.iter_mut() {
+            if !self.covered.contains(k) {
+                *t = ts.max(*t);
+            }
         }
         for (_, t) in &mut self.reads.spans {
-            *t = ts;
+            *t = ts.max(*t);
         }
-        self.read_ts = ts;
+        self.read_ts = self.read_ts.max(ts);
         Ok(())
     }
 
@@ -670,6 +701,7 @@ impl Transaction {
         self.finished = true;
         let result = self.commit_inner(stop).await;
         self.heartbeat = None;
+        self.moved_heartbeat = None;
         self.client.deregister(self.start_ts);
         result
     }
@@ -816,17 +848,21 @@ impl Transaction {
         stop: Option<CommitStop>,
     ) -> Result<Option<Timestamp>> {
         // The key locked last becomes the primary (see the type's documentation); not for
-        // a transaction whose primary is already prewritten.
+        // a transaction whose primary is already prewritten, nor onto a lock with less
+        // than half its TTL left (nothing renewed it: it was no primary).
         if !self.prewritten_early
-            && let Some(last) = self.last_locked.clone()
+            && let Some((last, ttl_ms)) = self.last_locked.clone()
             && self.primary.as_ref() != Some(&last)
+            && self.start_ts.physical_ms() + ttl_ms
+                > self.client.clock.now_ms() + self.client.config.lock_ttl_ms / 2
             && groups
                 .values()
                 .any(|g| g.mutations.iter().any(|m| m.key() == last.as_slice()))
         {
             self.moved_from = self.primary.replace(last);
-            // Renewed on the new primary from now on.
-            self.heartbeat = None;
+            // The new primary is renewed from now on, and the first one until the
+            // prewrite has replaced the locks that name it.
+            self.moved_heartbeat = self.heartbeat.take();
         }
         let primary = match &self.primary {
             Some(p) => p.clone(),
@@ -847,6 +883,7 @@ impl Transaction {
         let result = self
             .prewrite_and_validate(&groups, deadline, &meta, stop)
             .await;
+        self.moved_heartbeat = None;
         let commit_ts = match result {
             Ok(Some(ts)) => ts,
             Ok(None) => return Ok(None),
@@ -945,13 +982,12 @@ impl Transaction {
         }
         let commit_ts = self.client.tso.timestamp().await?;
         // Validated: what was read, except the leased reads if the commit is before their
-        // deadline, and the keys under this transaction's pessimistic locks. Those need
-        // none here (a read refresh still validates them): every lock call moves the
-        // snapshot to the lock's timestamp and validates every read up to there (a key's
-        // too, in case its lock was lost and taken again), no other transaction commits a
-        // version of the key while the lock is held, and the prewrite just failed on any
-        // version newer than the lock, or newer than the start if the lock was lost since
-        // (a leaseholder change drops the in-memory ones).
+        // deadline, and the covered keys (see `Transaction::covered`). Those need none:
+        // the lock call that took each lock validated every read of the key up to the
+        // lock's timestamp (from its first read, if the key was locked again), no other
+        // transaction commits a version of the key while the lock is held, and the
+        // prewrite just failed on any version newer than the lock, or newer than the start
+        // if the lock was lost since (a leaseholder change drops the in-memory ones).
         let lease_holds = deadline.is_some_and(|d| commit_ts < d);
         let validations = groups.values().filter_map(|g| {
             let mut reads = ReadSet {
@@ -959,7 +995,7 @@ impl Transaction {
                     .reads
                     .keys
                     .iter()
-                    .filter(|(k, _)| !self.locked.contains_key(k))
+                    .filter(|(k, _)| !self.covered.contains(k))
                     .cloned()
                     .collect(),
                 spans: g.reads.spans.clone(),
