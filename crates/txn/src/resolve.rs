@@ -70,23 +70,28 @@ impl Backoff {
         self.next.min(left).as_millis().max(1) as u64
     }
 
-    /// Notes that a slice was spent waiting for `lock`; fails once the time is up.
-    fn waited(&mut self, lock: &LockInfo) -> Result<()> {
+    /// Fails once the time is up.
+    fn check_time(&self, lock: &LockInfo) -> Result<()> {
         if Instant::now() >= self.deadline {
             return Err(Error::LockWaitTimeout {
                 key: lock.key.clone(),
                 holder: lock.start_ts,
             });
         }
+        Ok(())
+    }
+
+    /// Notes that a slice was spent waiting: the next one is twice as long.
+    fn advance(&mut self) {
         self.next = (self.next * 2).min(LAST_SLICE);
         self.rounds += 1;
-        Ok(())
     }
 
     /// Waits for `lock` to be released, at most the next slice; fails if the time is up.
     async fn wait(&mut self, kv: &dyn KvService, lock: &LockInfo) -> Result<()> {
         let slice = self.slice_ms();
-        self.waited(lock)?;
+        self.check_time(lock)?;
+        self.advance();
         kv.send(Request::WaitLock {
             key: lock.key.clone(),
             start_ts: lock.start_ts,
@@ -110,10 +115,13 @@ impl Inner {
 
     /// Deals with a lock that a pessimistic lock request met after waiting a slice for it
     /// at the leaseholder (or at once, its holder's time to live having run out): as
-    /// [`Inner::resolve`], except that the wait is over.
+    /// [`Inner::resolve`], except that the wait is over. The backoff moves on to the next
+    /// slice first, the one the request waits next, so a wait noted for deadlock detection
+    /// lasts as long as that wait.
     pub(crate) async fn waited_for(&self, lock: &LockInfo, backoff: &mut Backoff) -> Result<()> {
+        backoff.advance();
         if self.settle(lock, backoff).await? {
-            backoff.waited(lock)?;
+            backoff.check_time(lock)?;
         }
         Ok(())
     }

@@ -253,12 +253,19 @@ impl Transaction {
         let meta = self.meta(primary.clone());
         // Rolled back with the pessimistic locks if the transaction does not commit.
         self.locked.insert(key.clone(), self.start_ts);
-        // Its prewrite checks for versions since the start, and the lock is replicated.
-        self.covered.insert(key.clone());
+        // Covered once the refresh below has validated its read: the prewrite checks only
+        // from this transaction's own pessimistic lock on it, if it has one.
+        self.covered.remove(&key);
         self.prewritten_early = true;
         self.start_heartbeat(&primary);
-        self.prewrite(&meta, vec![Mutation::Put { key, value }])
-            .await?;
+        self.prewrite(
+            &meta,
+            vec![Mutation::Put {
+                key: key.clone(),
+                value,
+            }],
+        )
+        .await?;
         let fenced = self.client.tso.timestamp().await?;
         let not_before = fenced.plus_ms(wait.as_millis() as u64);
         let mut now = fenced;
@@ -267,7 +274,9 @@ impl Transaction {
             tokio::time::sleep(std::time::Duration::from_millis(ms.max(1))).await;
             now = self.client.tso.timestamp().await?;
         }
-        self.refresh(now).await
+        self.refresh(now).await?;
+        self.covered.insert(key);
+        Ok(())
     }
 
     /// Turns the reads known valid only until a deadline at or before `ts` into reads

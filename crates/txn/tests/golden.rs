@@ -252,6 +252,19 @@ impl goldenscript::Runner for Runner {
                 let deadline = t.read_ts().plus_ms(ms);
                 t.note_read_until(key.as_bytes(), deadline);
             }
+            "fence" => {
+                // `t1: fence KEY=VALUE`: writes KEY and prewrites it at once, then moves
+                // the snapshot past it (`Transaction::put_and_wait_out` with no cache
+                // window to wait out: the manual clock would not move).
+                for a in &cmd.args {
+                    if let Argument::KeyValue(k, v) = a {
+                        let (k, v) = (k.clone().into_bytes(), v.clone().into_bytes());
+                        self.with_txn(&name, |t, rt| {
+                            rt.block_on(t.put_and_wait_out(k, v, Duration::ZERO))
+                        })?;
+                    }
+                }
+            }
             "savepoint" => {
                 let sp_name = positional(cmd).pop().ok_or("savepoint NAME")?;
                 let sp = self.txn(&name)?.savepoint();
