@@ -24,12 +24,24 @@ use serde_json::Value;
 /// the tests measure (a 6.7 s gap, against 3.2 s alone, was seen).
 static CLUSTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A port for a node to listen on, taken below Linux's ephemeral range (32768–60999 by
+/// default). A port the kernel hands out for `:0`, once let go of, can be given to an
+/// outgoing connection of a running node before the new node binds it (CI saw a node fail
+/// to start with "Address already in use"); a port outside that range cannot. Each test
+/// process starts at its own offset, and a port in use is skipped.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let offset = std::process::id().wrapping_mul(97);
+    loop {
+        let n = offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = (LOW + n % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn tessera() -> Command {
