@@ -727,25 +727,16 @@ async fn lock_lost_with_its_leaseholder(mode: LostLock) {
     } else {
         0
     };
-    let commit = match mode {
-        LostLock::OneRange => holder.batch_execute("COMMIT").await,
+    let rest = match mode {
+        LostLock::OneRange => "COMMIT",
         LostLock::TwoRanges => {
-            holder
-                .batch_execute(
-                    "UPDATE p SET v = v + 1 WHERE k = 1; UPDATE q SET v = v + 1 WHERE k = 1; \
-                     COMMIT",
-                )
-                .await
+            "UPDATE p SET v = v + 1 WHERE k = 1; UPDATE q SET v = v + 1 WHERE k = 1; COMMIT"
         }
         LostLock::SnapshotMovedFirst => {
-            holder
-                .batch_execute(
-                    "UPDATE q SET v = v + 1 WHERE k = 1; UPDATE p SET v = v + 1 WHERE k = 1; \
-                     COMMIT",
-                )
-                .await
+            "UPDATE q SET v = v + 1 WHERE k = 1; UPDATE p SET v = v + 1 WHERE k = 1; COMMIT"
         }
     };
+    let commit = holder.batch_execute(rest).await;
     let holder_committed = match &commit {
         Ok(()) => true,
         Err(e) => {

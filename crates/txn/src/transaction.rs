@@ -170,7 +170,13 @@ impl Transaction {
     /// The transaction as a waiter on others' locks: named by its primary once it has one
     /// (before that it holds no lock, so nobody waits for it).
     fn backoff(&self) -> Backoff {
-        let waiter = self.primary.as_ref().map(|p| self.txn_ref(p));
+        self.backoff_as(self.primary.as_deref())
+    }
+
+    /// A backoff for this transaction named by `primary` (and by the primary it moved
+    /// from, if it did).
+    fn backoff_as(&self, primary: Option<&[u8]>) -> Backoff {
+        let waiter = primary.map(|p| self.txn_ref(p));
         Backoff::new(self.client.config.lock_wait_timeout, waiter)
             .also_known_as(self.moved_from.as_ref().map(|p| self.txn_ref(p)))
     }
@@ -710,7 +716,6 @@ impl Transaction {
         self.finished = true;
         let result = self.commit_inner(stop).await;
         self.heartbeat = None;
-        self.moved_heartbeat = None;
         self.client.deregister(self.start_ts);
         result
     }
@@ -950,9 +955,7 @@ impl Transaction {
     /// Prewrites `mutations` (all in one range), resolving or waiting on the locks of
     /// others it meets.
     async fn prewrite(&self, meta: &TxnMeta, mutations: Vec<Mutation>) -> Result<()> {
-        let waiter = self.txn_ref(&meta.primary);
-        let mut backoff = Backoff::new(self.client.config.lock_wait_timeout, Some(waiter))
-            .also_known_as(self.moved_from.as_ref().map(|p| self.txn_ref(p)));
+        let mut backoff = self.backoff_as(Some(&meta.primary));
         loop {
             let req = Request::Prewrite {
                 txn: meta.clone(),
